@@ -1,0 +1,134 @@
+//! The change event: one row change of a watched table, with where it sits in the binlog.
+//!
+//! Plain data shared by the reader (which builds it) and the workers (which encode and
+//! deliver it). Nothing here does I/O or knows about tasks, HTTP or MySQL connections.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// A place in the binlog: file name and byte offset within it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct BinlogPosition {
+    pub file: String,
+    pub pos: u64,
+}
+
+impl BinlogPosition {
+    pub fn new(file: impl Into<String>, pos: u64) -> Self {
+        BinlogPosition { file: file.into(), pos }
+    }
+}
+
+impl fmt::Display for BinlogPosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.pos)
+    }
+}
+
+/// What happened to the row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChangeKind {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl ChangeKind {
+    pub const ALL: [ChangeKind; 3] = [ChangeKind::Insert, ChangeKind::Update, ChangeKind::Delete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Insert => "insert",
+            ChangeKind::Update => "update",
+            ChangeKind::Delete => "delete",
+        }
+    }
+
+    /// Index into per-kind counter arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One column value, already in the shape the SPEC's JSON wants (section 3).
+///
+/// The decoder does the type-specific formatting (dates, DECIMAL scale, ENUM labels …);
+/// the encoder only maps these variants onto JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    UInt(u64),
+    Float(f32),
+    Double(f64),
+    /// Any value that is a JSON string: text, DECIMAL, temporal types, ENUM, SET.
+    Text(String),
+    /// Raw bytes, sent as standard base64 (BINARY, BLOB, GEOMETRY, binary-charset text).
+    Bytes(Vec<u8>),
+    /// A MySQL JSON column: the JSON value itself.
+    Json(serde_json::Value),
+}
+
+/// A row image: one slot per table column, in column order. `None` means the column
+/// was not in the image the server sent (`binlog_row_image=MINIMAL`/`NOBLOB`).
+pub type RowImage = Vec<Option<Value>>;
+
+/// What we know of a table at the time of a row event.
+#[derive(Debug, PartialEq)]
+pub struct TableSchema {
+    pub database: String,
+    pub table: String,
+    /// Column names in table order.
+    pub columns: Vec<String>,
+    /// Indexes into `columns` of the primary key, in key order; empty without one.
+    pub primary_key: Vec<usize>,
+}
+
+/// One row change as read from the binlog.
+#[derive(Debug)]
+pub struct RowChange {
+    pub kind: ChangeKind,
+    pub table: Arc<TableSchema>,
+    /// Update: the old row. Delete: the deleted row. Insert: `None`.
+    pub before: Option<RowImage>,
+    /// Insert: the new row. Update: the new row. Delete: `None`.
+    pub after: Option<RowImage>,
+    /// Stable id `<file>:<pos>:<row index>`: the same change always gets the same id.
+    pub id: String,
+    /// Position of the rows event that carries this change.
+    pub position: BinlogPosition,
+    /// Commit time recorded in the binlog, unix seconds.
+    pub timestamp: u32,
+    /// GTID of the transaction (`domain-server-seq` on MariaDB, `uuid:n` on MySQL).
+    pub gtid: Option<Arc<str>>,
+}
+
+impl RowChange {
+    /// The row that identifies the change: the new row, or the old one for a delete.
+    pub fn key_image(&self) -> Option<&RowImage> {
+        self.after.as_ref().or(self.before.as_ref())
+    }
+
+    /// True when an update changes the primary key: such an update must not be
+    /// overtaken by later changes of either key.
+    pub fn changes_primary_key(&self) -> bool {
+        match (&self.before, &self.after) {
+            (Some(b), Some(a)) if !self.table.primary_key.is_empty() => self
+                .table
+                .primary_key
+                .iter()
+                .any(|&i| b.get(i) != a.get(i)),
+            _ => false,
+        }
+    }
+}
+
+/// What the reader sends down the channel: one change for one task, numbered.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Sequence number from the checkpoint tracker; completes exactly once.
+    pub seq: u64,
+    /// Index of the task in `Config::tasks`.
+    pub task: usize,
+    pub change: Arc<RowChange>,
+}
