@@ -15,5 +15,6 @@ pub mod event;
 pub mod http;
 pub mod listen;
 pub mod shutdown;
+pub mod signature;
 pub mod source;
 pub mod stats;
