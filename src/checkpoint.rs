@@ -1,15 +1,24 @@
 //! The checkpoint: the binlog position up to which every event of every task is
 //! delivered or dead-lettered (a low-water mark across workers), and its atomic file.
 //!
-//! The reader numbers events and marks transaction ends; workers complete numbers.
-//! This module never reads the binlog and never sends anything.
+//! The reader numbers events and marks transaction ends; workers complete numbers; the
+//! flusher thread saves the safe point. This module never reads the binlog and never
+//! sends anything. The safe point never passes an event that is not complete, so a
+//! restart from the file can repeat events but never skip one.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
+use crate::deadletter::{replace_file, rfc3339_utc, unix_now};
 use crate::event::BinlogPosition;
+use crate::shutdown::Signal;
+use crate::stats::Stats;
 
 /// Where to resume: a transaction boundary, with the GTID state where there is one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,9 +37,18 @@ impl Checkpoint {
 
 #[derive(Debug)]
 pub enum CheckpointError {
-    Read { path: PathBuf, error: std::io::Error },
-    Parse { path: PathBuf, error: String },
-    Write { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    Parse {
+        path: PathBuf,
+        error: String,
+    },
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for CheckpointError {
@@ -57,61 +75,585 @@ pub fn file_path(data_dir: &Path) -> PathBuf {
     data_dir.join("checkpoint.json")
 }
 
+/// The file's content: the checkpoint plus when it was written, for operators.
+#[derive(Serialize)]
+struct CheckpointFile<'a> {
+    file: &'a str,
+    pos: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gtid: Option<&'a str>,
+    saved_at: String,
+}
+
 /// Reads the checkpoint file; `Ok(None)` when there is none yet.
 pub fn load(data_dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
-    let _ = data_dir;
-    todo!("checkpoint::load")
+    let path = file_path(data_dir);
+    let text = match std::fs::read(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(CheckpointError::Read { path, error }),
+    };
+    let parse_error = |error: String| CheckpointError::Parse {
+        path: path.clone(),
+        error,
+    };
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Err(parse_error("the file is empty".into()));
+    }
+    // Unknown fields (`saved_at`, later additions) are ignored on purpose.
+    let cp: Checkpoint = serde_json::from_slice(&text).map_err(|e| parse_error(e.to_string()))?;
+    if cp.file.is_empty() {
+        return Err(parse_error("`file` is empty".into()));
+    }
+    Ok(Some(cp))
 }
 
 /// Writes the checkpoint atomically: temp file, fsync, rename, fsync of the directory.
 pub fn save(data_dir: &Path, cp: &Checkpoint) -> Result<(), CheckpointError> {
-    let _ = (data_dir, cp);
-    todo!("checkpoint::save")
+    let path = file_path(data_dir);
+    std::fs::create_dir_all(data_dir).map_err(|error| CheckpointError::Write {
+        path: data_dir.to_owned(),
+        error,
+    })?;
+    let content = CheckpointFile {
+        file: &cp.file,
+        pos: cp.pos,
+        gtid: cp.gtid.as_deref(),
+        saved_at: rfc3339_utc(unix_now()),
+    };
+    let mut bytes = serde_json::to_vec_pretty(&content).map_err(|e| CheckpointError::Write {
+        path: path.clone(),
+        error: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })?;
+    bytes.push(b'\n');
+    replace_file(&path, &bytes).map_err(|(path, error)| CheckpointError::Write { path, error })
 }
 
 /// Low-water-mark tracker shared by the reader (numbers events, marks commits) and the
 /// workers (complete numbers). Thread-safe; memory bounded by the events in flight.
-pub struct Tracker {}
+///
+/// Sequence numbers start at 0 and are handed out densely by `begin`. Completion is
+/// kept as a bitmap window starting at the lowest incomplete number, so one completion
+/// costs a bit set and (usually) a shift; commit marks are kept only while some event
+/// before them is incomplete, and consecutive marks with no event between them are
+/// merged into the later one.
+pub struct Tracker {
+    state: Mutex<State>,
+    /// Notified whenever the low-water mark (`done_below`) moves.
+    advanced: Condvar,
+}
+
+struct State {
+    /// The number `begin` hands out next.
+    next_seq: u64,
+    /// Every number below this is complete; this one is not (or is `next_seq`).
+    done_below: u64,
+    /// Completion bits of the numbers from `base` on, 64 per word; `base` is a
+    /// multiple of 64 and `base <= done_below < base + 64`.
+    base: u64,
+    window: VecDeque<u64>,
+    /// Complete numbers at or above `done_below` (set bits in the window).
+    ahead: u64,
+    /// Transaction ends not yet safe, oldest first: `end` is `next_seq` at the commit,
+    /// so the mark is safe once `done_below >= end`. Ends strictly increase.
+    marks: VecDeque<Mark>,
+    /// The latest mark that is safe.
+    safe: Checkpoint,
+}
+
+struct Mark {
+    end: u64,
+    at: Checkpoint,
+}
+
+impl State {
+    /// Records one completion; returns false for a number that is not outstanding
+    /// (already complete or never handed out), which is a caller bug and ignored.
+    fn mark_complete(&mut self, seq: u64) -> bool {
+        if seq < self.done_below || seq >= self.next_seq {
+            return false;
+        }
+        let offset = seq - self.base;
+        let word = (offset / 64) as usize;
+        let bit = 1u64 << (offset % 64);
+        if self.window.len() <= word {
+            self.window.resize(word + 1, 0);
+        }
+        if self.window[word] & bit != 0 {
+            return false;
+        }
+        self.window[word] |= bit;
+        self.ahead += 1;
+        true
+    }
+
+    /// Moves `done_below` over every complete number; true when it moved.
+    fn advance(&mut self) -> bool {
+        let before = self.done_below;
+        while let Some(&front) = self.window.front() {
+            let offset = self.done_below - self.base;
+            // Bits above the word are shifted in as zeros, so `run` stops at the word end.
+            let run = u64::from((front >> offset).trailing_ones()).min(64 - offset);
+            self.done_below += run;
+            self.ahead -= run;
+            if self.done_below - self.base == 64 {
+                self.window.pop_front();
+                self.base += 64;
+            } else {
+                break;
+            }
+        }
+        if self.window.is_empty() {
+            // Nothing beyond is complete: keep `base` aligned below `done_below`.
+            self.base = self.done_below - self.done_below % 64;
+        }
+        let moved = self.done_below != before;
+        if moved {
+            while self.marks.front().is_some_and(|m| m.end <= self.done_below) {
+                if let Some(mark) = self.marks.pop_front() {
+                    self.safe = mark.at;
+                }
+            }
+        }
+        moved
+    }
+}
 
 impl Tracker {
     /// `start`: the position reading starts from (already safe).
     pub fn new(start: Checkpoint) -> Tracker {
-        let _ = start;
-        todo!("Tracker::new")
+        Tracker {
+            state: Mutex::new(State {
+                next_seq: 0,
+                done_below: 0,
+                base: 0,
+                window: VecDeque::new(),
+                ahead: 0,
+                marks: VecDeque::new(),
+                safe: start,
+            }),
+            advanced: Condvar::new(),
+        }
     }
 
     /// Reader: the sequence number of the next event it will send.
     pub fn begin(&self) -> u64 {
-        todo!()
+        let mut s = self.state.lock();
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        seq
     }
 
     /// Reader: a transaction ended at `at` (the position after it); every number handed
     /// out so far belongs to it or to earlier transactions.
     pub fn commit(&self, at: Checkpoint) {
-        let _ = at;
-        todo!()
+        let mut s = self.state.lock();
+        let end = s.next_seq;
+        if s.done_below >= end {
+            // Everything handed out is complete (the usual case for transactions that
+            // touch no watched table): the mark is safe at once.
+            s.marks.clear();
+            s.safe = at;
+        } else if let Some(last) = s.marks.back_mut().filter(|m| m.end == end) {
+            // No event since the previous mark: it can never be safe without this one
+            // being safe too, so keep only the later position.
+            last.at = at;
+        } else {
+            s.marks.push_back(Mark { end, at });
+        }
     }
 
     /// Workers: these events are delivered or dead-lettered.
     pub fn complete(&self, seqs: &[u64]) {
-        let _ = seqs;
-        todo!()
+        let mut s = self.state.lock();
+        let mut bogus = None;
+        for &seq in seqs {
+            if !s.mark_complete(seq) {
+                bogus = Some(seq);
+            }
+        }
+        let moved = s.advance();
+        drop(s);
+        if moved {
+            self.advanced.notify_all();
+        }
+        if let Some(seq) = bogus {
+            // A bug elsewhere; ignoring it keeps the safe point correct.
+            log::error!("checkpoint: event number {seq} completed twice or never handed out");
+        }
     }
 
     /// The latest transaction boundary before which every event is complete.
     pub fn safe_point(&self) -> Checkpoint {
-        todo!()
+        self.state.lock().safe.clone()
     }
 
     /// Blocks until every event numbered below `seq` is complete, or `timeout` passes.
     /// Returns true when they are.
     pub fn wait_below(&self, seq: u64, timeout: Duration) -> bool {
-        let _ = (seq, timeout);
-        todo!()
+        let deadline = Instant::now() + timeout;
+        let mut s = self.state.lock();
+        while s.done_below < seq {
+            if self.advanced.wait_until(&mut s, deadline).timed_out() {
+                return s.done_below >= seq;
+            }
+        }
+        true
     }
 
     /// Events handed out and not yet complete.
     pub fn outstanding(&self) -> u64 {
-        todo!()
+        let s = self.state.lock();
+        s.next_seq - s.done_below - s.ahead
+    }
+}
+
+/// Starts the thread that saves the safe point: once at start, then every `interval`
+/// when it changed, and a last time when `stop` is raised, after which it exits.
+/// Raise `stop` only after the workers are finished, so the last save is the last word.
+///
+/// A failed save is counted (`checkpoint_failures`), logged with the path, and tried
+/// again at the next interval; the process keeps delivering (a stale checkpoint only
+/// means more repeats after a restart).
+pub fn spawn_flusher(
+    tracker: Arc<Tracker>,
+    data_dir: PathBuf,
+    interval: Duration,
+    stats: Arc<Stats>,
+    stop: Arc<Signal>,
+) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("checkpoint".into())
+        .spawn(move || {
+            let mut saved: Option<Checkpoint> = None;
+            loop {
+                // Read `stop` before saving: a raise that comes later still gets a
+                // final save of the point as it is then.
+                let last = stop.is_raised();
+                let cp = tracker.safe_point();
+                if saved.as_ref() != Some(&cp) && flush_once(&data_dir, &cp, &stats) {
+                    saved = Some(cp);
+                }
+                if last {
+                    return;
+                }
+                stop.sleep(interval);
+            }
+        })
+        .expect("cannot start the checkpoint thread")
+}
+
+/// Saves `cp` and records the outcome in `stats`; true when it was saved.
+fn flush_once(data_dir: &Path, cp: &Checkpoint, stats: &Stats) -> bool {
+    match save(data_dir, cp) {
+        Ok(()) => {
+            let mut d = stats.data.lock();
+            d.checkpoint_saves += 1;
+            d.checkpoint_file.clone_from(&cp.file);
+            d.checkpoint_pos = cp.pos;
+            true
+        }
+        Err(e) => {
+            stats.data.lock().checkpoint_failures += 1;
+            log::warn!("{e}; trying again at the next flush");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deadletter::tests::TempDir;
+
+    fn cp(pos: u64) -> Checkpoint {
+        Checkpoint {
+            file: "mysql-bin.000001".into(),
+            pos,
+            gtid: None,
+        }
+    }
+
+    #[test]
+    fn safe_point_moves_only_over_complete_transactions() {
+        let t = Tracker::new(cp(4));
+        let a = t.begin();
+        let b = t.begin();
+        t.commit(cp(100));
+        let c = t.begin();
+        t.commit(cp(200));
+        assert_eq!((a, b, c), (0, 1, 2));
+        assert_eq!(t.outstanding(), 3);
+
+        // Out of order: the last event first, then the second one.
+        t.complete(&[c]);
+        assert_eq!(t.safe_point(), cp(4), "event 0 is still out");
+        t.complete(&[b]);
+        assert_eq!(t.safe_point(), cp(4));
+        assert_eq!(t.outstanding(), 1);
+        t.complete(&[a]);
+        assert_eq!(t.safe_point(), cp(200));
+        assert_eq!(t.outstanding(), 0);
+    }
+
+    #[test]
+    fn safe_point_never_passes_a_hole() {
+        let t = Tracker::new(cp(4));
+        let mut seqs = Vec::new();
+        for i in 0..1000u64 {
+            seqs.push(t.begin());
+            t.commit(cp(10 + i));
+        }
+        // Everything but event 500 completes.
+        let rest: Vec<u64> = seqs.iter().copied().filter(|&s| s != 500).collect();
+        t.complete(&rest);
+        assert_eq!(
+            t.safe_point(),
+            cp(10 + 499),
+            "stops at the end of the transaction before the hole"
+        );
+        assert_eq!(t.outstanding(), 1);
+        assert!(!t.wait_below(501, Duration::from_millis(1)));
+        assert!(t.wait_below(500, Duration::from_millis(1)));
+        t.complete(&[500]);
+        assert_eq!(t.safe_point(), cp(10 + 999));
+    }
+
+    #[test]
+    fn marks_without_events_between_them_are_coalesced() {
+        let t = Tracker::new(cp(4));
+        let s = t.begin();
+        // A million transactions that touch no watched table while event 0 is out.
+        for pos in 0..1_000_000u64 {
+            t.commit(cp(1000 + pos));
+        }
+        assert_eq!(
+            t.state.lock().marks.len(),
+            1,
+            "one mark for the idle stretch"
+        );
+        assert_eq!(t.safe_point(), cp(4));
+        t.complete(&[s]);
+        assert_eq!(t.safe_point(), cp(1000 + 999_999));
+        assert!(t.state.lock().marks.is_empty());
+
+        // With nothing outstanding, commits are safe at once and keep no mark.
+        t.commit(cp(5_000_000));
+        assert_eq!(t.safe_point(), cp(5_000_000));
+        assert!(t.state.lock().marks.is_empty());
+    }
+
+    #[test]
+    fn an_event_of_an_open_transaction_holds_back_its_commit() {
+        let t = Tracker::new(cp(4));
+        let a = t.begin();
+        t.complete(&[a]);
+        // The transaction has not ended: nothing new is safe yet.
+        assert_eq!(t.safe_point(), cp(4));
+        t.commit(cp(50));
+        assert_eq!(t.safe_point(), cp(50));
+    }
+
+    #[test]
+    fn duplicate_and_unknown_completions_are_ignored() {
+        let t = Tracker::new(cp(4));
+        let a = t.begin();
+        let b = t.begin();
+        t.commit(cp(10));
+        t.complete(&[b, b, 99]);
+        assert_eq!(t.outstanding(), 1);
+        assert_eq!(t.safe_point(), cp(4));
+        t.complete(&[a, a]);
+        assert_eq!(t.outstanding(), 0);
+        assert_eq!(t.safe_point(), cp(10));
+    }
+
+    #[test]
+    fn window_memory_follows_the_events_in_flight() {
+        let t = Tracker::new(cp(4));
+        for round in 0..100u64 {
+            let seqs: Vec<u64> = (0..1000).map(|_| t.begin()).collect();
+            t.commit(cp(round));
+            let (evens, odds): (Vec<u64>, Vec<u64>) = seqs.iter().partition(|&&s| s % 2 == 0);
+            t.complete(&odds);
+            t.complete(&evens);
+        }
+        let s = t.state.lock();
+        assert_eq!(s.done_below, 100_000);
+        assert!(s.window.len() <= 1, "window: {} words", s.window.len());
+        assert!(s.marks.is_empty());
+        assert_eq!(s.safe, cp(99));
+    }
+
+    #[test]
+    fn concurrent_completion_from_many_threads() {
+        let t = Arc::new(Tracker::new(cp(4)));
+        const N: u64 = 200_000;
+        const THREADS: u64 = 8;
+        let (tx, rx): (Vec<_>, Vec<_>) = (0..THREADS)
+            .map(|_| crossbeam_channel::bounded::<u64>(1024))
+            .unzip();
+        let workers: Vec<_> = rx
+            .into_iter()
+            .map(|rx| {
+                let t = t.clone();
+                std::thread::spawn(move || {
+                    let mut batch = Vec::new();
+                    for seq in rx {
+                        batch.push(seq);
+                        if batch.len() == 7 {
+                            t.complete(&batch);
+                            batch.clear();
+                        }
+                    }
+                    t.complete(&batch);
+                })
+            })
+            .collect();
+        for i in 0..N {
+            let seq = t.begin();
+            tx[(seq * 2654435761 % THREADS) as usize].send(seq).unwrap();
+            if i % 3 == 2 {
+                t.commit(cp(1000 + i));
+                // The safe point only ever names a committed position whose events
+                // are all complete.
+                let safe = t.safe_point();
+                assert!(safe.pos <= 1000 + i);
+            }
+        }
+        t.commit(cp(1000 + N));
+        drop(tx);
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert!(t.wait_below(N, Duration::from_secs(10)));
+        assert_eq!(t.outstanding(), 0);
+        assert_eq!(t.safe_point(), cp(1000 + N));
+    }
+
+    #[test]
+    fn wait_below_wakes_up_when_the_hole_fills() {
+        let t = Arc::new(Tracker::new(cp(4)));
+        let a = t.begin();
+        let b = t.begin();
+        let t2 = t.clone();
+        let waiter = std::thread::spawn(move || t2.wait_below(b + 1, Duration::from_secs(30)));
+        t.complete(&[b]);
+        std::thread::sleep(Duration::from_millis(20));
+        t.complete(&[a]);
+        assert!(waiter.join().unwrap());
+        assert!(t.wait_below(0, Duration::ZERO));
+    }
+
+    #[test]
+    fn save_and_load_round_trip() {
+        let dir = TempDir::new("cp-roundtrip");
+        let data_dir = dir.0.join("nested/data");
+        assert_eq!(load(&data_dir).unwrap(), None, "no file yet");
+        let first = Checkpoint {
+            file: "mysql-bin.000003".into(),
+            pos: 18825,
+            gtid: Some("0-1-1077".into()),
+        };
+        save(&data_dir, &first).expect("save creates the data directory");
+        assert_eq!(load(&data_dir).unwrap(), Some(first));
+        let second = cp(99);
+        save(&data_dir, &second).unwrap();
+        assert_eq!(load(&data_dir).unwrap(), Some(second));
+
+        let text = std::fs::read_to_string(file_path(&data_dir)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["file"], "mysql-bin.000001");
+        assert_eq!(json["pos"], 99);
+        assert!(json.get("gtid").is_none());
+        assert!(json["saved_at"].as_str().unwrap().ends_with('Z'));
+        let names: Vec<_> = std::fs::read_dir(&data_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("checkpoint.json")],
+            "no temp file left"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_file_is_a_parse_error_that_says_what_to_do() {
+        let dir = TempDir::new("cp-corrupt");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        for content in ["", "{\"file\": \"mysql-bin.0000", "{\"pos\": 4}", "[1,2]"] {
+            std::fs::write(file_path(&dir.0), content).unwrap();
+            let err = load(&dir.0).expect_err(content);
+            assert!(matches!(err, CheckpointError::Parse { .. }), "{err:?}");
+            let shown = err.to_string();
+            assert!(shown.contains("checkpoint.json"), "{shown}");
+            assert!(shown.contains("move it away"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn flusher_saves_changes_and_a_last_time_at_stop() {
+        let dir = TempDir::new("cp-flusher");
+        let tracker = Arc::new(Tracker::new(cp(4)));
+        let stats = Arc::new(Stats::new(Vec::<String>::new(), 1));
+        let stop = Arc::new(Signal::new());
+        let handle = spawn_flusher(
+            tracker.clone(),
+            dir.0.clone(),
+            Duration::from_millis(10),
+            stats.clone(),
+            stop.clone(),
+        );
+        // The start point is saved right away, so a crash before the first event
+        // resumes there and not at a newer "latest" position.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while load(&dir.0).ok().flatten() != Some(cp(4)) {
+            assert!(Instant::now() < deadline, "start point never saved");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let s = tracker.begin();
+        tracker.commit(cp(500));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(
+            load(&dir.0).unwrap(),
+            Some(cp(4)),
+            "event 0 is not complete"
+        );
+        tracker.complete(&[s]);
+        tracker.commit(cp(600));
+        stop.raise();
+        handle.join().unwrap();
+        assert_eq!(load(&dir.0).unwrap(), Some(cp(600)), "saved at stop");
+        let d = stats.snapshot();
+        assert!(d.checkpoint_saves >= 2);
+        assert_eq!(d.checkpoint_failures, 0);
+        assert_eq!(
+            (d.checkpoint_file.as_str(), d.checkpoint_pos),
+            ("mysql-bin.000001", 600)
+        );
+    }
+
+    #[test]
+    fn flusher_counts_failures() {
+        let dir = TempDir::new("cp-flusher-fail");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        // `data_dir` is a file: nothing can be saved under it.
+        let blocked = dir.0.join("not-a-dir");
+        std::fs::write(&blocked, b"x").unwrap();
+        let stats = Arc::new(Stats::new(Vec::<String>::new(), 1));
+        let stop = Arc::new(Signal::new());
+        stop.raise();
+        spawn_flusher(
+            Arc::new(Tracker::new(cp(4))),
+            blocked,
+            Duration::from_millis(10),
+            stats.clone(),
+            stop,
+        )
+        .join()
+        .unwrap();
+        let d = stats.snapshot();
+        assert_eq!((d.checkpoint_saves, d.checkpoint_failures), (0, 1));
     }
 }

@@ -113,11 +113,10 @@ impl RowChange {
     /// overtaken by later changes of either key.
     pub fn changes_primary_key(&self) -> bool {
         match (&self.before, &self.after) {
-            (Some(b), Some(a)) if !self.table.primary_key.is_empty() => self
-                .table
-                .primary_key
-                .iter()
-                .any(|&i| b.get(i) != a.get(i)),
+            // A key column absent from the new image (MINIMAL row image) is unchanged.
+            (Some(b), Some(a)) => self.table.primary_key.iter().any(|&i| {
+                matches!((b.get(i), a.get(i)), (Some(Some(old)), Some(Some(new))) if old != new)
+            }),
             _ => false,
         }
     }

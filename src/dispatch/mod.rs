@@ -3,15 +3,42 @@
 //! Routes each delivery to a worker by (task, primary key) so that one key's changes go
 //! in order; retries with backoff; dead-letters what finally fails; completes sequence
 //! numbers in the checkpoint tracker. It never reads the binlog.
+//!
+//! Parts: this file owns start-up (keys, headers, the HTTP agent, threads), routing and
+//! shutdown; `worker` owns one worker's loop (batching, requests, outcomes); `retry`
+//! owns the retry policy. Data flows one way: `route` → per-worker bounded channel →
+//! worker → tracker/stats/dead letters. Nothing here blocks the reader except a full
+//! queue (backpressure) and an update that changes a primary key (a barrier).
+//!
+//! `stats.queue_depth`: the reader's `Stats::count_captured` adds one per delivery before
+//! routing it; a worker subtracts the deliveries it takes off its queue when it starts
+//! sending them (an event gathered into a batch still counts as queued until the batch
+//! is sent); `route` subtracts a delivery it could not queue.
 
+mod retry;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use ureq::http::{HeaderName, HeaderValue, Uri};
 
 use crate::checkpoint::Tracker;
-use crate::config::Config;
-use crate::deadletter::DeadLetters;
-use crate::event::Delivery;
+use crate::config::{Config, DispatcherConfig, Secret, Task};
+use crate::deadletter::{DeadLetter, DeadLetters};
+use crate::event::{Delivery, RowChange, RowImage, Value};
 use crate::shutdown::Signal;
+use crate::signature::{SignatureError, SigningKey};
 use crate::stats::Stats;
+
+use worker::Item;
 
 #[derive(Debug)]
 pub enum DispatchError {
@@ -19,7 +46,44 @@ pub enum DispatchError {
     Client(String),
     /// A thread could not be started.
     Spawn(std::io::Error),
+    /// A task's (or the dispatcher's default) `secret` is not a usable signing key.
+    /// The error never contains the secret.
+    BadSecret {
+        task_id: String,
+        error: SignatureError,
+    },
+    /// A task's callback URL cannot be requested.
+    BadUrl { task_id: String, error: String },
+    /// A task's `headers` entry is not a valid HTTP header, or is one pikachu sets.
+    /// Holds the header name only: values are often credentials.
+    BadHeader {
+        task_id: String,
+        name: String,
+        error: String,
+    },
 }
+
+impl std::fmt::Display for DispatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DispatchError::Client(e) => write!(f, "cannot build the HTTP client: {e}"),
+            DispatchError::Spawn(e) => write!(f, "cannot start a dispatch worker thread: {e}"),
+            DispatchError::BadSecret { task_id, error } => {
+                write!(f, "task `{task_id}`: {error}")
+            }
+            DispatchError::BadUrl { task_id, error } => {
+                write!(f, "task `{task_id}`: callback_url cannot be used: {error}")
+            }
+            DispatchError::BadHeader {
+                task_id,
+                name,
+                error,
+            } => write!(f, "task `{task_id}`: header `{name}` {error}"),
+        }
+    }
+}
+
+impl std::error::Error for DispatchError {}
 
 /// Everything the workers share, built once at start.
 pub struct DispatchContext {
@@ -32,13 +96,183 @@ pub struct DispatchContext {
     pub abort: Arc<Signal>,
 }
 
-pub struct Dispatcher {}
+pub struct Dispatcher {
+    senders: Vec<Sender<Item>>,
+    workers: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+/// What every worker reads; immutable after start.
+struct Shared {
+    ctx: DispatchContext,
+    agent: ureq::Agent,
+    /// By task index, as in `Config::tasks`.
+    targets: Vec<Target>,
+}
+
+/// One task's request recipe, validated once at start.
+struct Target {
+    task_id: String,
+    url: Uri,
+    /// The URL as configured, for the dead-letter file (never logged: it may hold
+    /// credentials).
+    url_text: String,
+    /// The task's own headers, sent after pikachu's.
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// False when the task sets its own `Content-Type`.
+    default_content_type: bool,
+    key: Option<SigningKey>,
+}
+
+/// Headers pikachu owns: a task may not set them (they carry the id, task and signature
+/// receivers rely on, or the framing of the request).
+const RESERVED_HEADERS: [&str; 8] = [
+    "x-pikachu-event-id",
+    "x-pikachu-task-id",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "content-length",
+    "transfer-encoding",
+    "host",
+];
+
+/// How long `route` sleeps between checks of `abort` while it waits at a barrier.
+const BARRIER_POLL: Duration = Duration::from_millis(100);
+
+impl Target {
+    fn new(task: &Task, default_secret: Option<&Secret>) -> Result<Target, DispatchError> {
+        let task_id = task.task_id.clone();
+        let url: Uri = task
+            .callback_url
+            .parse()
+            .map_err(|e: ureq::http::uri::InvalidUri| DispatchError::BadUrl {
+                task_id: task_id.clone(),
+                error: e.to_string(),
+            })?;
+        if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
+            return Err(DispatchError::BadUrl {
+                task_id,
+                error: "it must be an absolute http:// or https:// URL".into(),
+            });
+        }
+        let mut headers = Vec::with_capacity(task.headers.len());
+        let mut default_content_type = true;
+        for (name, value) in &task.headers {
+            let bad = |error: &str| DispatchError::BadHeader {
+                task_id: task_id.clone(),
+                name: name.clone(),
+                error: error.to_owned(),
+            };
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| bad("is not a valid HTTP header name"))?;
+            if RESERVED_HEADERS.contains(&header.as_str()) {
+                return Err(bad(
+                    "is set by pikachu and cannot be set per task; remove it from `headers`",
+                ));
+            }
+            if header == ureq::http::header::CONTENT_TYPE {
+                default_content_type = false;
+            }
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                bad("has a value that is not allowed in HTTP headers (line break or control character)")
+            })?;
+            headers.push((header, value));
+        }
+        let key = match task.secret.as_ref().or(default_secret) {
+            Some(secret) => Some(SigningKey::parse(secret.expose()).map_err(|error| {
+                DispatchError::BadSecret {
+                    task_id: task_id.clone(),
+                    error,
+                }
+            })?),
+            None => None,
+        };
+        Ok(Target {
+            task_id,
+            url,
+            url_text: task.callback_url.clone(),
+            headers,
+            default_content_type,
+            key,
+        })
+    }
+}
+
+/// One agent for all workers, so connections are pooled across them.
+fn build_agent(dc: &DispatcherConfig, workers: usize) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        // 4xx/5xx come back as responses: their status and `Retry-After` decide.
+        .http_status_as_error(false)
+        .timeout_global(Some(dc.timeout))
+        // A POST redirected would be replayed as a GET without body: a 3xx is an answer
+        // (not retried, dead-lettered), so that a moved receiver is noticed.
+        .max_redirects(0)
+        // Every worker keeps its connection between requests; with ureq's default of 3
+        // idle connections per host every request beyond that reconnects.
+        .max_idle_connections_per_host(workers.max(dc.max_idle_conns))
+        .max_idle_connections(workers.max(dc.max_idle_conns))
+        .max_idle_age(dc.idle_conn_timeout)
+        .user_agent(concat!("pikachu/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .new_agent()
+}
 
 impl Dispatcher {
     /// Starts `dispatcher.worker_count` worker threads.
+    ///
+    /// Each worker has its own bounded queue of `max(1, queue_size / worker_count)`
+    /// deliveries, so the queues together hold about `queue_size`.
     pub fn start(ctx: DispatchContext) -> Result<Dispatcher, DispatchError> {
-        let _ = ctx;
-        todo!()
+        let dc = &ctx.config.dispatcher;
+        let worker_count = dc.worker_count.max(1);
+        let capacity = (dc.queue_size / worker_count).max(1);
+        let targets = ctx
+            .config
+            .tasks
+            .iter()
+            .map(|task| Target::new(task, dc.secret.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let agent = build_agent(dc, worker_count);
+        let shared = Arc::new(Shared {
+            ctx,
+            agent,
+            targets,
+        });
+
+        let mut senders = Vec::with_capacity(worker_count);
+        let mut workers = Vec::with_capacity(worker_count);
+        for index in 0..worker_count {
+            let (tx, rx) = crossbeam_channel::bounded(capacity);
+            let for_worker = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("worker-{index}"))
+                .spawn(move || worker::run(index, rx, for_worker));
+            match spawned {
+                Ok(handle) => {
+                    senders.push(tx);
+                    workers.push(handle);
+                }
+                Err(e) => {
+                    // Close the queues of the workers already running and let them go.
+                    drop(senders);
+                    for handle in workers {
+                        let _ = handle.join();
+                    }
+                    return Err(DispatchError::Spawn(e));
+                }
+            }
+        }
+        {
+            let mut d = shared.ctx.stats.data.lock();
+            d.dispatcher_running = true;
+            d.queue_capacity = (capacity * worker_count) as u64;
+        }
+        Ok(Dispatcher {
+            senders,
+            workers,
+            shared,
+        })
     }
 
     /// Queues a delivery on the worker that owns its (task, primary key). Blocks while
@@ -46,14 +280,154 @@ impl Dispatcher {
     /// key waits until everything before it is complete, and is itself complete before
     /// `route` returns, so no later change of either key can overtake it.
     /// Returns false when the workers are gone (abort), true otherwise.
+    ///
+    /// Deliveries must be routed in sequence-number order (the order `Tracker::begin`
+    /// handed them out): the barrier waits for every smaller number. The barrier can
+    /// wait as long as an earlier delivery keeps being retried; only `abort` ends it.
     pub fn route(&self, delivery: Delivery) -> bool {
-        let _ = delivery;
-        todo!()
+        let queued = Instant::now();
+        let worker = self.worker_for(&delivery);
+        let seq = delivery.seq;
+        let barrier = delivery.change.changes_primary_key();
+        if barrier && !self.wait_complete_below(seq) {
+            self.refused();
+            return false;
+        }
+        // Blocking send: never drops, never times out. A worker that exits (abort)
+        // drops its receiver, which ends the wait with an error.
+        if self.senders[worker]
+            .send(Item { delivery, queued })
+            .is_err()
+        {
+            self.refused();
+            return false;
+        }
+        !barrier || self.wait_complete_below(seq + 1)
     }
 
     /// Closes the queues and waits for the workers to drain them. Workers keep
     /// retrying until `abort` is raised.
     pub fn finish(self) {
-        todo!()
+        let Dispatcher {
+            senders,
+            workers,
+            shared,
+        } = self;
+        drop(senders);
+        for handle in workers {
+            let name = handle.thread().name().unwrap_or("worker").to_owned();
+            if handle.join().is_err() {
+                log::error!("dispatch {name} stopped by a panic; its undelivered events stay unacknowledged");
+            }
+        }
+        shared.ctx.stats.data.lock().dispatcher_running = false;
+    }
+
+    /// The worker that owns this delivery's (task, primary key); the task alone for a
+    /// table without a primary key, so such a task's changes stay in order.
+    fn worker_for(&self, delivery: &Delivery) -> usize {
+        let n = self.senders.len();
+        if n == 1 {
+            return 0;
+        }
+        // SipHash with fixed keys: the same key maps to the same worker for the whole run.
+        let mut h = DefaultHasher::new();
+        delivery.task.hash(&mut h);
+        hash_primary_key(&delivery.change, &mut h);
+        (h.finish() % n as u64) as usize
+    }
+
+    /// Waits until every delivery numbered below `seq` is complete; false on abort.
+    fn wait_complete_below(&self, seq: u64) -> bool {
+        let ctx = &self.shared.ctx;
+        loop {
+            if ctx.tracker.wait_below(seq, BARRIER_POLL) {
+                return true;
+            }
+            if ctx.abort.is_raised() {
+                return false;
+            }
+        }
+    }
+
+    /// A delivery counted as captured that will never reach a queue.
+    fn refused(&self) {
+        let mut d = self.shared.ctx.stats.data.lock();
+        d.queue_depth = d.queue_depth.saturating_sub(1);
+    }
+}
+
+/// `replay-dead-letters`: sends one dead-lettered request again, once (no backoff: the
+/// command is run by hand and can be run again), to the task's *current* callback URL
+/// with its current headers and key (a moved receiver or a rotated token is the usual
+/// reason for dead letters), signed with a fresh timestamp, the body as recorded.
+///
+/// `Ok` when the receiver answered 2xx. Otherwise `Err` with the letter to keep: after an
+/// attempt with its new status, error, attempt count and time; unchanged (and a warning
+/// logged) when it could not be attempted (its task is no longer configured, or the
+/// task's configuration is unusable).
+// The letter to keep is the natural error value here; a replay is rare and not hot.
+#[allow(clippy::result_large_err)]
+pub fn replay(config: &Config, letter: &DeadLetter) -> Result<(), DeadLetter> {
+    let not_attempted = |why: &dyn std::fmt::Display| {
+        log::warn!(
+            "dead letter {} of task `{}` not replayed: {why}",
+            letter.ids.first().map_or("(no id)", String::as_str),
+            letter.task_id
+        );
+        letter.clone()
+    };
+    let Some(task) = config.tasks.iter().find(|t| t.task_id == letter.task_id) else {
+        return Err(not_attempted(&"the task is no longer configured"));
+    };
+    let target =
+        Target::new(task, config.dispatcher.secret.as_ref()).map_err(|e| not_attempted(&e))?;
+    let Some(event_id) = letter.ids.first() else {
+        return Err(not_attempted(&"it has no event id"));
+    };
+    // Keys come back in sorted order (the file holds a parsed value), which is the
+    // same JSON to any receiver; the signature covers exactly these bytes.
+    let body = serde_json::to_vec(&letter.body).map_err(|e| not_attempted(&e))?;
+    let agent = build_agent(&config.dispatcher, 1);
+    let attempt = worker::post(&agent, &target, event_id, &body);
+    if attempt.verdict == retry::Verdict::Delivered {
+        return Ok(());
+    }
+    let mut kept = letter.clone();
+    kept.status = attempt.status;
+    kept.error = attempt.full_error();
+    kept.attempts = kept.attempts.saturating_add(1);
+    kept.failed_at = crate::deadletter::rfc3339_utc(crate::deadletter::unix_now());
+    Err(kept)
+}
+
+/// Feeds the primary-key values of `change` into `h`. Each key column is taken from the
+/// new row, or from the old row when the new image lacks it (`binlog_row_image=MINIMAL`
+/// updates carry only changed columns in the new image), so every change of one row
+/// hashes the same whatever image it came with.
+fn hash_primary_key(change: &RowChange, h: &mut impl Hasher) {
+    fn column(image: &Option<RowImage>, i: usize) -> Option<&Value> {
+        image
+            .as_ref()
+            .and_then(|row| row.get(i))
+            .and_then(Option::as_ref)
+    }
+    for &i in &change.table.primary_key {
+        hash_value(column(&change.after, i).or(column(&change.before, i)), h);
+    }
+}
+
+fn hash_value(value: Option<&Value>, h: &mut impl Hasher) {
+    match value {
+        None => 0u8.hash(h),
+        Some(Value::Null) => 1u8.hash(h),
+        // Signed and unsigned spellings of one number hash alike.
+        Some(Value::Int(v)) => (2u8, i128::from(*v)).hash(h),
+        Some(Value::UInt(v)) => (2u8, i128::from(*v)).hash(h),
+        Some(Value::Float(v)) => (3u8, f64::from(*v).to_bits()).hash(h),
+        Some(Value::Double(v)) => (3u8, v.to_bits()).hash(h),
+        Some(Value::Text(v)) => (4u8, v).hash(h),
+        Some(Value::Bytes(v)) => (5u8, v).hash(h),
+        Some(Value::Json(v)) => (6u8, v.to_string()).hash(h),
     }
 }

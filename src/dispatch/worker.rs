@@ -1,0 +1,403 @@
+//! One dispatch worker: takes deliveries off its own queue in order, gathers batches of
+//! one task, sends each request until it is delivered or finally fails, dead-letters
+//! failures, and completes sequence numbers.
+//!
+//! A worker handles one request at a time, so the deliveries of one queue (one key)
+//! are never sent concurrently nor out of order. It completes a sequence number only
+//! after a 2xx or after the dead letter is on disk; on abort it leaves the rest
+//! incomplete, so the checkpoint does not pass them and a restart sends them again.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, TryRecvError};
+
+use super::retry::{error_verdict, parse_retry_after, status_verdict, Backoff, Verdict, XorShift};
+use super::{Shared, Target};
+use crate::deadletter::{rfc3339_utc, unix_now, DeadLetter};
+use crate::event::Delivery;
+use crate::stats::status_class;
+
+/// A delivery in a worker queue, with when it was handed to `route` (for latency).
+pub(super) struct Item {
+    pub(super) delivery: Delivery,
+    pub(super) queued: Instant,
+}
+
+/// At most this much of a response body is read to keep the connection; a larger one
+/// closes it instead (receivers of webhooks answer with little or nothing).
+const MAX_RESPONSE_BODY: u64 = 1 << 20;
+
+/// How much of a failed response's body goes into the dead letter's `error`.
+const ERROR_SNIPPET: usize = 200;
+
+/// How a request ended.
+enum Ending {
+    Delivered,
+    DeadLettered,
+    /// Abort raised: the request's events stay incomplete.
+    Aborted,
+}
+
+/// One attempt's result.
+pub(super) struct Attempt {
+    pub(super) verdict: Verdict,
+    pub(super) status: Option<u16>,
+    /// What went wrong in a few words (`HTTP 400 Bad Request`, a transport error);
+    /// empty on success. Safe for logs.
+    pub(super) error: String,
+    /// The start of a failed response's body: for the dead letter and debug logs only,
+    /// since a receiver's answer is not ours to put in an operator's log.
+    pub(super) answer: String,
+    pub(super) retry_after: Option<std::time::Duration>,
+}
+
+impl Attempt {
+    /// The error with the receiver's answer, as the dead letter records it.
+    pub(super) fn full_error(&self) -> String {
+        if self.answer.is_empty() {
+            self.error.clone()
+        } else {
+            format!("{}: {}", self.error, self.answer)
+        }
+    }
+}
+
+pub(super) fn run(index: usize, queue: Receiver<Item>, shared: Arc<Shared>) {
+    let _running = PanicGuard(&shared);
+    let mut worker = Worker {
+        shared: &shared,
+        queue,
+        held: None,
+        rng: XorShift::seeded(index as u64),
+    };
+    worker.run();
+}
+
+/// Marks the dispatcher as not running when a worker dies of a panic, so that
+/// `/health` says DOWN instead of hiding a queue nobody takes from.
+struct PanicGuard<'a>(&'a Shared);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.ctx.stats.data.lock().dispatcher_running = false;
+        }
+    }
+}
+
+struct Worker<'a> {
+    shared: &'a Shared,
+    queue: Receiver<Item>,
+    /// A delivery of another task that closed the previous batch: it goes first into
+    /// the next one, so the queue order is kept.
+    held: Option<Item>,
+    rng: XorShift,
+}
+
+impl Worker<'_> {
+    fn run(&mut self) {
+        loop {
+            let first = match self.held.take() {
+                Some(item) => item,
+                // Disconnected: `finish` closed the queue and it is drained.
+                None => match self.queue.recv() {
+                    Ok(item) => item,
+                    Err(_) => return,
+                },
+            };
+            if self.shared.ctx.abort.is_raised() {
+                return;
+            }
+            let batch = self.gather(first);
+            {
+                let mut d = self.shared.ctx.stats.data.lock();
+                d.queue_depth = d.queue_depth.saturating_sub(batch.len() as u64);
+            }
+            if let Ending::Aborted = self.send(&batch) {
+                return;
+            }
+        }
+    }
+
+    /// With `batch_size` > 1: `first` and what follows it of the same task, up to
+    /// `batch_size`, waiting at most `batch_timeout` from now for more.
+    fn gather(&mut self, first: Item) -> Vec<Item> {
+        let dc = &self.shared.ctx.config.dispatcher;
+        let mut batch = vec![first];
+        if dc.batch_size <= 1 {
+            return batch;
+        }
+        let deadline = Instant::now() + dc.batch_timeout;
+        while batch.len() < dc.batch_size {
+            // Take what is already queued without a clock read; wait only when empty.
+            let next = match self.queue.try_recv() {
+                Ok(item) => item,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => match self.queue.recv_deadline(deadline) {
+                    Ok(item) => item,
+                    Err(_) => break,
+                },
+            };
+            if next.delivery.task != batch[0].delivery.task {
+                self.held = Some(next);
+                break;
+            }
+            batch.push(next);
+        }
+        batch
+    }
+
+    /// Sends one request for `batch` until it is delivered, finally fails, or abort.
+    fn send(&mut self, batch: &[Item]) -> Ending {
+        let ctx = &self.shared.ctx;
+        let dc = &ctx.config.dispatcher;
+        let task = batch[0].delivery.task;
+        let target = &self.shared.targets[task];
+        let body = encode(batch, target, dc.batch_size > 1);
+        let event_id = batch[0].delivery.change.id.as_str();
+
+        let mut backoff = Backoff::new(dc.retry_base_delay, dc.retry_max_delay);
+        let mut attempts: u32 = 0;
+        loop {
+            attempts = attempts.saturating_add(1);
+            let attempt = post(&self.shared.agent, target, event_id, &body);
+            self.count(task, |t| t.requests[status_class(attempt.status)] += 1);
+            match attempt.verdict {
+                Verdict::Delivered => {
+                    self.delivered(batch);
+                    return Ending::Delivered;
+                }
+                Verdict::Fail => return self.dead_letter(batch, &body, attempt, attempts),
+                Verdict::Retry => {
+                    if dc.max_retries.is_some_and(|max| attempts > max) {
+                        return self.dead_letter(batch, &body, attempt, attempts);
+                    }
+                    if ctx.abort.is_raised() {
+                        return Ending::Aborted;
+                    }
+                    let delay = match attempt.retry_after {
+                        Some(asked) => backoff.honour(asked),
+                        None => backoff.next_delay(&mut self.rng),
+                    };
+                    self.count(task, |t| t.retries += 1);
+                    // Warn on attempts 1, 2, 4, 8 …: a receiver that stays down is
+                    // reported without a line per retry per worker.
+                    let level = if attempts.is_power_of_two() {
+                        log::Level::Warn
+                    } else {
+                        log::Level::Debug
+                    };
+                    log::log!(
+                        level,
+                        "task {}: event {}{}: attempt {attempts} failed ({}); retrying in {:.1?}",
+                        target.task_id,
+                        event_id,
+                        more(batch.len()),
+                        attempt.error,
+                        delay
+                    );
+                    if !attempt.answer.is_empty() {
+                        log::debug!(
+                            "task {}: the receiver answered {:?}",
+                            target.task_id,
+                            attempt.answer
+                        );
+                    }
+                    if !ctx.abort.sleep(delay) {
+                        return Ending::Aborted;
+                    }
+                }
+            }
+        }
+    }
+
+    fn delivered(&self, batch: &[Item]) {
+        let ctx = &self.shared.ctx;
+        let now = Instant::now();
+        {
+            let mut d = ctx.stats.data.lock();
+            let d = &mut *d;
+            if let Some(t) = d.tasks.get_mut(batch[0].delivery.task) {
+                for item in batch {
+                    t.delivered[item.delivery.change.kind.index()] += 1;
+                }
+            }
+            for item in batch {
+                d.latency
+                    .observe(now.saturating_duration_since(item.queued));
+            }
+        }
+        ctx.tracker.complete(&seqs(batch));
+    }
+
+    /// Writes the request to the dead-letter file, then completes its events. Until the
+    /// letter is on disk the events stay incomplete; a failing disk is retried with
+    /// backoff (the queues fill and reading pauses) until it works or abort.
+    fn dead_letter(&mut self, batch: &[Item], body: &[u8], last: Attempt, attempts: u32) -> Ending {
+        let ctx = &self.shared.ctx;
+        let task = batch[0].delivery.task;
+        let target = &self.shared.targets[task];
+        let letter = DeadLetter {
+            task_id: target.task_id.clone(),
+            ids: batch.iter().map(|i| i.delivery.change.id.clone()).collect(),
+            url: target.url_text.clone(),
+            body: serde_json::from_slice(body).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(body).into_owned())
+            }),
+            status: last.status,
+            error: last.full_error(),
+            attempts,
+            failed_at: rfc3339_utc(unix_now()),
+        };
+        log::warn!(
+            "task {}: event {}{} failed after {attempts} attempt(s) ({}); writing it to {}",
+            target.task_id,
+            letter.ids[0],
+            more(batch.len()),
+            last.error,
+            ctx.dead_letters.path().display()
+        );
+        log::debug!(
+            "task {}: dead-lettered request: answer {:?}, body {}",
+            target.task_id,
+            last.answer,
+            String::from_utf8_lossy(body)
+        );
+        let dc = &ctx.config.dispatcher;
+        let mut backoff = Backoff::new(dc.retry_base_delay, dc.retry_max_delay);
+        while let Err(e) = ctx.dead_letters.write(&letter) {
+            log::error!(
+                "task {}: {e}; event {}{} stays unacknowledged, trying again",
+                target.task_id,
+                letter.ids[0],
+                more(batch.len())
+            );
+            if !ctx.abort.sleep(backoff.next_delay(&mut self.rng)) {
+                return Ending::Aborted;
+            }
+        }
+        self.count(task, |t| t.dead_letters += batch.len() as u64);
+        ctx.tracker.complete(&seqs(batch));
+        Ending::DeadLettered
+    }
+
+    fn count(&self, task: usize, f: impl FnOnce(&mut crate::stats::TaskStats)) {
+        if let Some(t) = self.shared.ctx.stats.data.lock().tasks.get_mut(task) {
+            f(t);
+        }
+    }
+}
+
+/// One POST: headers, signature for this attempt's timestamp, the body; reads the
+/// whole answer so the connection goes back to the pool.
+pub(super) fn post(agent: &ureq::Agent, target: &Target, event_id: &str, body: &[u8]) -> Attempt {
+    let mut request = agent
+        .post(target.url.clone())
+        .header("X-Pikachu-Event-Id", event_id)
+        .header("X-Pikachu-Task-Id", target.task_id.as_str());
+    if target.default_content_type {
+        request = request.header("Content-Type", "application/json");
+    }
+    if let Some(key) = &target.key {
+        let timestamp = unix_now();
+        request = request
+            .header("webhook-id", event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", key.sign(event_id, timestamp, body));
+    }
+    for (name, value) in &target.headers {
+        request = request.header(name.clone(), value.clone());
+    }
+    match request.send(body) {
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            let verdict = status_verdict(status);
+            let retry_after = response
+                .headers()
+                .get(ureq::http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let snippet = drain(response.body_mut(), verdict != Verdict::Delivered);
+            let mut error = String::new();
+            if verdict != Verdict::Delivered {
+                error = format!("HTTP {status}");
+                if let Some(reason) = response.status().canonical_reason() {
+                    error.push(' ');
+                    error.push_str(reason);
+                }
+            }
+            Attempt {
+                verdict,
+                status: Some(status),
+                error,
+                answer: snippet,
+                retry_after,
+            }
+        }
+        Err(e) => Attempt {
+            verdict: error_verdict(&e),
+            status: None,
+            error: e.to_string(),
+            answer: String::new(),
+            retry_after: None,
+        },
+    }
+}
+
+/// The body: one envelope, or with batching on an array (also of one), so that a
+/// receiver sees one shape per configuration.
+fn encode(batch: &[Item], target: &Target, as_array: bool) -> Vec<u8> {
+    let mut body = Vec::with_capacity(512 * batch.len());
+    if as_array {
+        crate::encode::write_batch(
+            &mut body,
+            &target.task_id,
+            batch.iter().map(|i| &*i.delivery.change),
+        );
+    } else {
+        crate::encode::write_envelope(&mut body, &target.task_id, &batch[0].delivery.change);
+    }
+    body
+}
+
+fn seqs(batch: &[Item]) -> Vec<u64> {
+    batch.iter().map(|i| i.delivery.seq).collect()
+}
+
+/// " (+N more)" for a batch, nothing for a single event.
+fn more(len: usize) -> String {
+    if len > 1 {
+        format!(" (+{} more)", len - 1)
+    } else {
+        String::new()
+    }
+}
+
+/// Reads the response body to its end (so the connection can be reused); returns its
+/// start as one line of text when `keep` (for the error of a failed request).
+/// A body larger than `MAX_RESPONSE_BODY` or unreadable is abandoned: that connection
+/// is then closed instead of pooled, which is all it costs.
+fn drain(body: &mut ureq::Body, keep: bool) -> String {
+    let mut reader = body.with_config().limit(MAX_RESPONSE_BODY).reader();
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if keep && kept.len() < ERROR_SNIPPET * 4 {
+                    kept.extend_from_slice(&buf[..n]);
+                }
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&kept);
+    let line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(ERROR_SNIPPET)
+        .collect();
+    line.trim().to_owned()
+}

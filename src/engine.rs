@@ -1,0 +1,385 @@
+//! The engine: starts the parts in order (checks, checkpoint, workers, HTTP server,
+//! flusher, reader), stops them in reverse on a signal or a fatal error, and maps
+//! failures to exit codes. Also the one-shot commands `check` and
+//! `replay-dead-letters`. It holds no pipeline logic of its own.
+
+use std::fmt;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql::prelude::Queryable;
+
+use crate::checkpoint::{self, CheckpointError, Tracker};
+use crate::config::Config;
+use crate::deadletter::{self, DeadLetters};
+use crate::dispatch::{self, DispatchContext, DispatchError, Dispatcher};
+use crate::shutdown::Signal;
+use crate::source::preflight::{self, PreflightError, ServerInfo};
+use crate::source::reader::{Reader, ReaderError};
+use crate::source::mysql_opts;
+use crate::stats::Stats;
+
+/// Exit status for a failure while running.
+pub const EXIT_RUNTIME: u8 = 1;
+/// Exit status for a configuration that is not valid.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit status when the database cannot be used (connection, settings, position).
+pub const EXIT_DATABASE: u8 = 3;
+
+#[derive(Debug)]
+pub enum EngineError {
+    Preflight(PreflightError),
+    DataDir(String),
+    Checkpoint(CheckpointError),
+    Dispatch(DispatchError),
+    Http(std::io::Error),
+    Reader(ReaderError),
+    Replay(String),
+}
+
+impl EngineError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            EngineError::Preflight(_) => EXIT_DATABASE,
+            EngineError::Reader(ReaderError::PositionGone(_) | ReaderError::Unsupported(_)) => {
+                EXIT_DATABASE
+            }
+            _ => EXIT_RUNTIME,
+        }
+    }
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Preflight(e) => e.fmt(f),
+            EngineError::DataDir(e) => f.write_str(e),
+            EngineError::Checkpoint(e) => e.fmt(f),
+            EngineError::Dispatch(e) => write!(f, "cannot start the delivery workers: {e:?}"),
+            EngineError::Http(e) => write!(f, "cannot start the health server: {e}"),
+            EngineError::Reader(e) => write!(f, "binlog reading stopped: {e}"),
+            EngineError::Replay(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+fn connect(cfg: &Config) -> Result<mysql::Conn, PreflightError> {
+    mysql::Conn::new(mysql_opts(&cfg.database, None)).map_err(|e| {
+        PreflightError::Connect(format!(
+            "{}:{} as `{}`: {e}",
+            cfg.database.host, cfg.database.port, cfg.database.user
+        ))
+    })
+}
+
+/// Connects and refuses servers pikachu cannot read.
+fn preflight(cfg: &Config) -> Result<(mysql::Conn, ServerInfo), PreflightError> {
+    let mut conn = connect(cfg)?;
+    let info = ServerInfo::read(&mut conn)?;
+    let problems = info.blocking_problems();
+    if !problems.is_empty() {
+        return Err(PreflightError::Setting(format!(
+            "the server cannot be read: {}",
+            problems.join("; ")
+        )));
+    }
+    for w in info.warnings() {
+        log::warn!("{w}");
+    }
+    Ok((conn, info))
+}
+
+/// Runs the daemon until SIGINT/SIGTERM (Ok) or a fatal error.
+pub fn run(cfg: Config) -> Result<(), EngineError> {
+    let cfg = Arc::new(cfg);
+    let (mut conn, info) = preflight(&cfg).map_err(EngineError::Preflight)?;
+    log::info!(
+        "connected to {} at {}:{} (binlog_format {}, binlog_row_image {}, binlog_row_metadata {})",
+        info.version,
+        cfg.database.host,
+        cfg.database.port,
+        info.binlog_format,
+        info.binlog_row_image,
+        info.binlog_row_metadata.as_deref().unwrap_or("n/a")
+    );
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        EngineError::DataDir(format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))
+    })?;
+    let saved = checkpoint::load(&cfg.data_dir).map_err(EngineError::Checkpoint)?;
+    let start = preflight::resolve_start(&mut conn, saved.as_ref(), &cfg.start_from)
+        .map_err(EngineError::Preflight)?;
+    drop(conn);
+    match &saved {
+        Some(_) => log::info!("resuming from the checkpoint at {}:{}", start.file, start.pos),
+        None => {
+            log::info!(
+                "no checkpoint in {}: starting at {}:{} (start_from: {:?})",
+                cfg.data_dir.display(),
+                start.file,
+                start.pos,
+                cfg.start_from
+            );
+            // Saved at once, so that a crash before the first flush resumes here and
+            // not at a later `latest`.
+            checkpoint::save(&cfg.data_dir, &start).map_err(EngineError::Checkpoint)?;
+        }
+    }
+
+    let queue_capacity = cfg.dispatcher.queue_size.max(cfg.dispatcher.worker_count);
+    let stats = Arc::new(Stats::new(cfg.tasks.iter().map(|t| t.task_id.clone()), queue_capacity));
+    let tracker = Arc::new(Tracker::new(start.clone()));
+    let dead_letters = Arc::new(DeadLetters::open(&cfg.data_dir).map_err(|e| {
+        EngineError::DataDir(format!(
+            "cannot open the dead-letter file in {}: {e}",
+            cfg.data_dir.display()
+        ))
+    })?);
+    let stop = Arc::new(Signal::new());
+    let abort = Arc::new(Signal::new());
+    install_signal_handler(stop.clone());
+    spawn_deadline(stop.clone(), abort.clone(), cfg.dispatcher.shutdown_timeout);
+
+    if cfg.server.enabled {
+        crate::http::spawn(cfg.server.port, &cfg.server.path, stats.clone()).map_err(EngineError::Http)?;
+        log::info!("health on http://0.0.0.0:{}{} and /metrics", cfg.server.port, cfg.server.path);
+    }
+    let dispatcher = Dispatcher::start(DispatchContext {
+        config: cfg.clone(),
+        tracker: tracker.clone(),
+        stats: stats.clone(),
+        dead_letters: dead_letters.clone(),
+        abort: abort.clone(),
+    })
+    .map_err(EngineError::Dispatch)?;
+    let flusher_stop = Arc::new(Signal::new());
+    let flusher = checkpoint::spawn_flusher(
+        tracker.clone(),
+        cfg.data_dir.clone(),
+        cfg.monitor.flush_interval,
+        stats.clone(),
+        flusher_stop.clone(),
+    );
+    log::info!("pikachu {} started with {} tasks", env!("CARGO_PKG_VERSION"), cfg.tasks.len());
+
+    let reader = Reader::new(cfg.clone(), stats.clone(), tracker.clone(), dead_letters, stop.clone(), start);
+    let reader_thread = std::thread::Builder::new()
+        .name("binlog-reader".into())
+        .spawn(move || {
+            let result = reader.run(&dispatcher);
+            (result, dispatcher)
+        })
+        .map_err(|e| EngineError::DataDir(format!("cannot start the reader thread: {e}")))?;
+    let (result, dispatcher) = match reader_thread.join() {
+        Ok(r) => r,
+        Err(_) => {
+            // A panic is a bug; the checkpoint on disk is still valid.
+            return Err(EngineError::Reader(ReaderError::DispatcherGone));
+        }
+    };
+    // Nothing more will be read: let the deadline run from here if a fatal error, not a
+    // signal, ended reading.
+    stop.raise();
+    let outstanding = tracker.outstanding();
+    if outstanding > 0 {
+        log::info!(
+            "reading stopped; finishing {outstanding} queued deliveries (deadline {:?})",
+            cfg.dispatcher.shutdown_timeout
+        );
+    }
+    dispatcher.finish();
+    flusher_stop.raise();
+    let _ = flusher.join();
+    let safe = tracker.safe_point();
+    let left = tracker.outstanding();
+    if left > 0 {
+        log::warn!(
+            "{left} deliveries were not finished before the deadline; they are sent again \
+             after a restart (checkpoint {}:{})",
+            safe.file,
+            safe.pos
+        );
+    }
+    log::info!("stopped; checkpoint at {}:{}", safe.file, safe.pos);
+    result.map_err(EngineError::Reader)
+}
+
+/// First SIGINT/SIGTERM: stop reading at the next transaction boundary and drain.
+/// Second: exit at once (the checkpoint file is only ever replaced atomically).
+fn install_signal_handler(stop: Arc<Signal>) {
+    let count = AtomicUsize::new(0);
+    let result = ctrlc::set_handler(move || {
+        if count.fetch_add(1, Ordering::SeqCst) == 0 {
+            log::info!("signal received: stopping (a second signal exits at once)");
+            stop.raise();
+        } else {
+            log::warn!("second signal: exiting now; undelivered events are sent again after a restart");
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = result {
+        log::warn!("cannot install the signal handler: {e}");
+    }
+}
+
+/// Once `stop` is raised, gives the workers `timeout` to drain before raising `abort`.
+fn spawn_deadline(stop: Arc<Signal>, abort: Arc<Signal>, timeout: Duration) {
+    let spawned = std::thread::Builder::new().name("shutdown-deadline".into()).spawn(move || {
+        while stop.sleep(Duration::from_secs(3600)) {}
+        if abort.sleep(timeout) {
+            log::warn!("shutdown deadline of {timeout:?} passed: giving up in-flight deliveries");
+            abort.raise();
+        }
+    });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the shutdown deadline thread: {e}");
+    }
+}
+
+/// `pikachu check`: one line per check; returns the exit status.
+pub fn check(cfg: &Config, out: &mut dyn Write) -> u8 {
+    let mut failed_db = false;
+    let mut line = |ok: bool, what: &str, detail: &str| {
+        let _ = writeln!(out, "{} {what}{}{detail}", if ok { "OK  " } else { "FAIL" }, if detail.is_empty() { "" } else { ": " });
+    };
+    for t in &cfg.tasks {
+        line(true, &format!("task {} callback URL", t.task_id), &t.callback_url);
+    }
+    let mut conn = match connect(cfg) {
+        Ok(c) => {
+            line(true, "connection and login", &format!("{}:{}", cfg.database.host, cfg.database.port));
+            c
+        }
+        Err(e) => {
+            line(false, "connection and login", &format!("{e}; check database.host/port/user/password and that the server accepts TCP connections"));
+            return EXIT_DATABASE;
+        }
+    };
+    let info = match ServerInfo::read(&mut conn) {
+        Ok(i) => i,
+        Err(e) => {
+            line(false, "server variables", &e.to_string());
+            return EXIT_DATABASE;
+        }
+    };
+    line(true, "server version", &info.version);
+    match privileges(&mut conn, &cfg.database.user) {
+        Ok(missing) if missing.is_empty() => line(true, "privileges", "SELECT, REPLICATION SLAVE, REPLICATION CLIENT"),
+        Ok(missing) => {
+            failed_db = true;
+            let client = if info.is_mariadb { "BINLOG MONITOR" } else { "REPLICATION CLIENT" };
+            let missing: Vec<&str> = missing.iter().map(|m| if *m == "REPLICATION CLIENT" { client } else { m }).collect();
+            line(
+                false,
+                "privileges",
+                &format!(
+                    "missing {}; run: GRANT SELECT, REPLICATION SLAVE, {client} ON *.* TO '{}'@'%';",
+                    missing.join(", "),
+                    cfg.database.user
+                ),
+            );
+        }
+        Err(e) => line(false, "privileges", &format!("cannot read SHOW GRANTS: {e}")),
+    }
+    line(info.log_bin, "log_bin", if info.log_bin { "ON" } else { "OFF: start the server with --log-bin" });
+    let row = info.binlog_format == "ROW";
+    line(row, "binlog_format", &if row { "ROW".to_owned() } else { format!("{}: SET GLOBAL binlog_format = 'ROW' (and in the server config)", info.binlog_format) });
+    let full = info.binlog_row_image == "FULL";
+    line(full, "binlog_row_image", &if full { "FULL".to_owned() } else { format!("{}: SET GLOBAL binlog_row_image = 'FULL' for whole rows", info.binlog_row_image) });
+    if let Some(m) = &info.binlog_row_metadata {
+        let ok = m == "FULL";
+        line(ok, "binlog_row_metadata", &if ok { "FULL".to_owned() } else { format!("{m}: names will come from information_schema; SET GLOBAL binlog_row_metadata = 'FULL' is better") });
+    }
+    if info.log_bin_compress {
+        failed_db = true;
+        line(false, "log_bin_compress", "ON: SET GLOBAL log_bin_compress = OFF");
+    }
+    failed_db |= !info.log_bin || !row || !full;
+    for t in &cfg.tasks {
+        let exists: Result<Option<u8>, _> = conn.exec_first(
+            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&t.database, &t.table),
+        );
+        match exists {
+            Ok(Some(_)) => line(true, &format!("task {} table", t.task_id), &format!("`{}`.`{}`", t.database, t.table)),
+            Ok(None) => {
+                failed_db = true;
+                line(false, &format!("task {} table", t.task_id), &format!("`{}`.`{}` does not exist (or the user cannot see it)", t.database, t.table));
+            }
+            Err(e) => {
+                failed_db = true;
+                line(false, &format!("task {} table", t.task_id), &e.to_string());
+            }
+        }
+    }
+    match checkpoint::load(&cfg.data_dir) {
+        Ok(saved) => match preflight::resolve_start(&mut conn, saved.as_ref(), &cfg.start_from) {
+            Ok(cp) => line(true, "start position", &format!("{}:{}{}", cp.file, cp.pos, if saved.is_some() { " (checkpoint)" } else { "" })),
+            Err(e) => {
+                failed_db = true;
+                line(false, "start position", &e.to_string());
+            }
+        },
+        Err(e) => {
+            failed_db = true;
+            line(false, "checkpoint", &e.to_string());
+        }
+    }
+    if failed_db {
+        EXIT_DATABASE
+    } else {
+        0
+    }
+}
+
+/// The privileges pikachu needs that `SHOW GRANTS` does not show.
+fn privileges(conn: &mut mysql::Conn, _user: &str) -> mysql::Result<Vec<&'static str>> {
+    let grants: Vec<String> = conn.query("SHOW GRANTS")?;
+    let all = grants.join("\n").to_ascii_uppercase();
+    let has = |p: &str| all.contains("ALL PRIVILEGES ON *.*") || all.contains(p);
+    let mut missing = Vec::new();
+    if !has("SELECT") {
+        missing.push("SELECT");
+    }
+    if !has("REPLICATION SLAVE") && !has("REPLICATION REPLICA") {
+        missing.push("REPLICATION SLAVE");
+    }
+    if !has("REPLICATION CLIENT") && !has("BINLOG MONITOR") {
+        missing.push("REPLICATION CLIENT");
+    }
+    Ok(missing)
+}
+
+/// `pikachu replay-dead-letters`: sends each dead-lettered request again; those that
+/// succeed leave the file, the others stay (with their new status and error).
+pub fn replay_dead_letters(cfg: &Config) -> Result<String, EngineError> {
+    let path = deadletter::file_path(&cfg.data_dir);
+    let letters = deadletter::read_all(&path).map_err(|e| EngineError::Replay(e.to_string()))?;
+    if letters.is_empty() {
+        return Ok(format!("no dead letters in {}", path.display()));
+    }
+    let total = letters.len();
+    let mut kept = Vec::new();
+    let mut delivered = 0usize;
+    for letter in letters {
+        // Row events that could not be decoded were never a request: they stay for a
+        // person to look at.
+        if letter.attempts == 0 {
+            kept.push(letter);
+            continue;
+        }
+        match dispatch::replay(cfg, &letter) {
+            Ok(()) => delivered += 1,
+            Err(updated) => kept.push(updated),
+        }
+    }
+    deadletter::rewrite(&path, &kept).map_err(|e| EngineError::Replay(e.to_string()))?;
+    Ok(format!(
+        "replayed {total} dead letters from {}: {delivered} delivered, {} still failing (kept)",
+        path.display(),
+        kept.len()
+    ))
+}

@@ -1,0 +1,211 @@
+//! What the server is and whether pikachu can read it: version, binlog settings,
+//! privileges, binary logs, and where to start reading.
+//!
+//! Used at startup (refuse to run on a server without `log_bin` or with a
+//! `binlog_format` other than ROW) and by `pikachu check`. Only queries; it never
+//! starts the binlog stream.
+
+use std::fmt;
+
+use mysql::prelude::Queryable;
+
+use crate::checkpoint::Checkpoint;
+use crate::config::StartFrom;
+use crate::event::BinlogPosition;
+
+#[derive(Debug)]
+pub enum PreflightError {
+    /// Could not connect or log in.
+    Connect(String),
+    /// A query failed.
+    Query { what: &'static str, error: String },
+    /// A server setting makes reading impossible: the message names the fix.
+    Setting(String),
+    /// The position to start from is not on the server (purged, or never existed).
+    PositionGone(String),
+}
+
+impl fmt::Display for PreflightError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PreflightError::Connect(e) => write!(f, "cannot connect to the database: {e}"),
+            PreflightError::Query { what, error } => write!(f, "cannot read {what}: {error}"),
+            PreflightError::Setting(m) | PreflightError::PositionGone(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for PreflightError {}
+
+/// The binlog-related settings of the server.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    pub version: String,
+    pub is_mariadb: bool,
+    pub log_bin: bool,
+    pub binlog_format: String,
+    pub binlog_row_image: String,
+    /// `None` on servers without the variable (MySQL 5.7).
+    pub binlog_row_metadata: Option<String>,
+    /// MariaDB's `log_bin_compress`: compressed row events cannot be read.
+    pub log_bin_compress: bool,
+    pub binlog_checksum: String,
+}
+
+fn query_err(what: &'static str) -> impl Fn(mysql::Error) -> PreflightError {
+    move |e| PreflightError::Query { what, error: e.to_string() }
+}
+
+fn variable(conn: &mut mysql::Conn, name: &str) -> Result<Option<String>, PreflightError> {
+    let row: Option<(String, Option<String>)> = conn
+        .exec_first("SHOW GLOBAL VARIABLES WHERE Variable_name = ?", (name,))
+        .map_err(query_err("server variables"))?;
+    Ok(row.and_then(|(_, v)| v))
+}
+
+impl ServerInfo {
+    pub fn read(conn: &mut mysql::Conn) -> Result<ServerInfo, PreflightError> {
+        let version: String = variable(conn, "version")?.unwrap_or_default();
+        let on = |v: Option<String>| v.is_some_and(|v| v.eq_ignore_ascii_case("ON") || v == "1");
+        Ok(ServerInfo {
+            is_mariadb: version.to_ascii_lowercase().contains("mariadb"),
+            version,
+            log_bin: on(variable(conn, "log_bin")?),
+            binlog_format: variable(conn, "binlog_format")?.unwrap_or_default().to_ascii_uppercase(),
+            binlog_row_image: variable(conn, "binlog_row_image")?
+                .unwrap_or_else(|| "FULL".into())
+                .to_ascii_uppercase(),
+            binlog_row_metadata: variable(conn, "binlog_row_metadata")?
+                .map(|v| v.to_ascii_uppercase()),
+            log_bin_compress: on(variable(conn, "log_bin_compress")?),
+            binlog_checksum: variable(conn, "binlog_checksum")?.unwrap_or_default(),
+        })
+    }
+
+    /// The settings without which pikachu cannot run, each with the fix.
+    pub fn blocking_problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !self.log_bin {
+            p.push(
+                "log_bin is OFF: start the server with --log-bin (log_bin cannot be changed \
+                 at runtime)"
+                    .to_owned(),
+            );
+        }
+        if self.binlog_format != "ROW" {
+            p.push(format!(
+                "binlog_format is {}, pikachu needs ROW: SET GLOBAL binlog_format = 'ROW' and \
+                 put binlog_format=ROW in the server's configuration",
+                if self.binlog_format.is_empty() { "unknown" } else { &self.binlog_format }
+            ));
+        }
+        if self.log_bin_compress {
+            p.push(
+                "log_bin_compress is ON: compressed row events cannot be read; \
+                 SET GLOBAL log_bin_compress = OFF"
+                    .to_owned(),
+            );
+        }
+        p
+    }
+
+    /// Settings pikachu works with, but not at its best.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.binlog_row_image != "FULL" {
+            w.push(format!(
+                "binlog_row_image is {}: row images carry only some columns, and webhooks \
+                 carry only those (SET GLOBAL binlog_row_image = 'FULL' for whole rows)",
+                self.binlog_row_image
+            ));
+        }
+        if let Some(m) = &self.binlog_row_metadata {
+            if m != "FULL" {
+                w.push(format!(
+                    "binlog_row_metadata is {m}: column names come from information_schema, \
+                     which only knows the current table definition (SET GLOBAL \
+                     binlog_row_metadata = 'FULL' to carry names in the binlog)"
+                ));
+            }
+        }
+        w
+    }
+}
+
+/// `SHOW BINARY LOGS`: file names and sizes, oldest first.
+pub fn binary_logs(conn: &mut mysql::Conn) -> Result<Vec<(String, u64)>, PreflightError> {
+    let rows: Vec<mysql::Row> = conn.query("SHOW BINARY LOGS").map_err(query_err("SHOW BINARY LOGS"))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let name: Option<String> = r.get(0);
+            let size: Option<u64> = r.get(1);
+            Some((name?, size.unwrap_or(0)))
+        })
+        .collect())
+}
+
+/// The server's current write position (`SHOW MASTER STATUS`, or MySQL 8.4's
+/// `SHOW BINARY LOG STATUS`).
+pub fn current_position(conn: &mut mysql::Conn) -> Result<BinlogPosition, PreflightError> {
+    let row: Option<mysql::Row> = match conn.query_first("SHOW BINARY LOG STATUS") {
+        Ok(r) => r,
+        Err(_) => conn.query_first("SHOW MASTER STATUS").map_err(query_err("SHOW MASTER STATUS"))?,
+    };
+    let row = row.ok_or_else(|| {
+        PreflightError::Setting("SHOW MASTER STATUS is empty: the binary log is not enabled".into())
+    })?;
+    let file: Option<String> = row.get(0);
+    let pos: Option<u64> = row.get(1);
+    match (file, pos) {
+        (Some(f), Some(p)) => Ok(BinlogPosition::new(f, p)),
+        _ => Err(PreflightError::Setting("SHOW MASTER STATUS returned no position".into())),
+    }
+}
+
+/// Where reading starts: the checkpoint when there is one, else `start_from`. A position
+/// that is no longer on the server is an error, never silently skipped.
+pub fn resolve_start(
+    conn: &mut mysql::Conn,
+    checkpoint: Option<&Checkpoint>,
+    start_from: &StartFrom,
+) -> Result<Checkpoint, PreflightError> {
+    let logs = binary_logs(conn)?;
+    let check = |file: &str, pos: u64, origin: &str| -> Result<(), PreflightError> {
+        match logs.iter().find(|(f, _)| f == file) {
+            Some((_, size)) if pos <= *size => Ok(()),
+            Some((_, size)) => Err(PreflightError::PositionGone(format!(
+                "{origin} position {file}:{pos} is past the end of that binary log ({size} bytes)"
+            ))),
+            None => Err(PreflightError::PositionGone(format!(
+                "{origin} position {file}:{pos} is no longer on the server (binary logs there: \
+                 {}); the events after it were purged and cannot be delivered. To accept the \
+                 gap, move the checkpoint file away and choose `start_from` (latest or \
+                 earliest); to avoid it, keep binary logs longer (expire_logs_days / \
+                 binlog_expire_logs_seconds)",
+                match (logs.first(), logs.last()) {
+                    (Some(a), Some(b)) => format!("{} … {}", a.0, b.0),
+                    _ => "none".to_owned(),
+                }
+            ))),
+        }
+    };
+    if let Some(cp) = checkpoint {
+        check(&cp.file, cp.pos, "the checkpoint")?;
+        return Ok(cp.clone());
+    }
+    match start_from {
+        StartFrom::Latest => {
+            let p = current_position(conn)?;
+            Ok(Checkpoint { file: p.file, pos: p.pos, gtid: None })
+        }
+        StartFrom::Earliest => match logs.first() {
+            Some((f, _)) => Ok(Checkpoint { file: f.clone(), pos: 4, gtid: None }),
+            None => Err(PreflightError::Setting("the server has no binary logs".into())),
+        },
+        StartFrom::Position { file, pos } => {
+            check(file, *pos, "the start_from")?;
+            Ok(Checkpoint { file: file.clone(), pos: *pos, gtid: None })
+        }
+    }
+}

@@ -1,0 +1,697 @@
+//! The binlog reader thread: one blocking replication connection, registered with the
+//! configured `server_id`, turning row events of watched tables into `Delivery`s.
+//!
+//! It owns the read position. It reconnects with backoff after any error or silence
+//! (read timeout = a few heartbeat periods) and resumes at the last transaction boundary
+//! it read, skipping the row events of a half-read transaction that it had already
+//! queued, so nothing is lost or queued twice. It marks each transaction end in the
+//! checkpoint tracker and stops only at a transaction boundary. It never sends HTTP and
+//! never writes the checkpoint file.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mysql::binlog::events::{Event, EventData, RowsEventData};
+use mysql::prelude::Queryable;
+use mysql::BinlogRequest;
+
+use crate::checkpoint::{Checkpoint, Tracker};
+use crate::config::Config;
+use crate::deadletter::{DeadLetter, DeadLetters};
+use crate::dispatch::Dispatcher;
+use crate::encode::rfc3339_utc;
+use crate::event::{BinlogPosition, ChangeKind, Delivery, RowChange};
+use crate::shutdown::Signal;
+use crate::source::decode::decode_image;
+use crate::source::schema::{Mapped, SchemaCache, TableEntry};
+use crate::source::{mysql_opts, schema};
+use crate::stats::Stats;
+
+/// Why the reader stopped for good.
+#[derive(Debug)]
+pub enum ReaderError {
+    /// The server refused the position (purged log, or a position inside an event).
+    PositionGone(String),
+    /// The stream carries something we cannot read; the message names the setting.
+    Unsupported(String),
+    /// The workers are gone (shutdown deadline passed while the reader was blocked).
+    DispatcherGone,
+}
+
+impl fmt::Display for ReaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReaderError::PositionGone(m) | ReaderError::Unsupported(m) => f.write_str(m),
+            ReaderError::DispatcherGone => f.write_str("the delivery workers stopped"),
+        }
+    }
+}
+
+impl std::error::Error for ReaderError {}
+
+/// How one streaming session ended.
+enum SessionEnd {
+    /// Stop was requested and the reader is at a transaction boundary.
+    Stopped,
+    /// Connection trouble: reconnect.
+    Lost(String),
+    Fatal(ReaderError),
+}
+
+impl From<ReaderError> for SessionEnd {
+    fn from(e: ReaderError) -> Self {
+        SessionEnd::Fatal(e)
+    }
+}
+
+// MariaDB's own event types (the `mysql` crate returns `None` for them).
+const MARIADB_ANNOTATE_ROWS: u8 = 160;
+const MARIADB_GTID: u8 = 162;
+const MARIADB_QUERY_COMPRESSED: u8 = 165;
+const MARIADB_FIRST_COMPRESSED_ROWS: u8 = 166;
+const MARIADB_LAST_COMPRESSED_ROWS: u8 = 171;
+const MARIADB_GTID_FL_STANDALONE: u8 = 1;
+const MYSQL_TRANSACTION_PAYLOAD: u8 = 40;
+const MYSQL_PARTIAL_UPDATE_ROWS: u8 = 39;
+
+pub struct Reader {
+    config: Arc<Config>,
+    stats: Arc<Stats>,
+    tracker: Arc<Tracker>,
+    dead_letters: Arc<DeadLetters>,
+    stop: Arc<Signal>,
+    schema: SchemaCache,
+    /// The last transaction boundary read: where a new session starts.
+    resume: Checkpoint,
+    /// Current file and the end position of the last event read.
+    file: String,
+    pos: u64,
+    /// Inside a transaction (between GTID/BEGIN and XID/COMMIT).
+    in_txn: bool,
+    txn_gtid: Option<Arc<str>>,
+    txn_timestamp: u32,
+    /// Row events of the current transaction already queued, by start position: after a
+    /// reconnect inside a transaction these are skipped instead of queued again.
+    queued_in_txn: Option<BinlogPosition>,
+    last_gtid: Option<String>,
+    events_since_stats: u64,
+    /// The server writes checksums (`binlog_checksum` is not NONE).
+    session_checksum: bool,
+    /// No event read yet in this session.
+    first_event: bool,
+}
+
+impl Reader {
+    pub fn new(
+        config: Arc<Config>,
+        stats: Arc<Stats>,
+        tracker: Arc<Tracker>,
+        dead_letters: Arc<DeadLetters>,
+        stop: Arc<Signal>,
+        start: Checkpoint,
+    ) -> Reader {
+        let mut watched = std::collections::HashMap::<(String, String), Vec<usize>>::new();
+        for (i, t) in config.tasks.iter().enumerate() {
+            watched.entry((t.database.clone(), t.table.clone())).or_default().push(i);
+        }
+        let lookup = schema::MysqlLookup::new(mysql_opts(&config.database, None));
+        Reader {
+            schema: SchemaCache::new(watched, Box::new(lookup)),
+            file: start.file.clone(),
+            pos: start.pos,
+            last_gtid: start.gtid.clone(),
+            resume: start,
+            config,
+            stats,
+            tracker,
+            dead_letters,
+            stop,
+            in_txn: false,
+            txn_gtid: None,
+            txn_timestamp: 0,
+            queued_in_txn: None,
+            events_since_stats: 0,
+            session_checksum: true,
+            first_event: true,
+        }
+    }
+
+    /// Reads until stop is requested (Ok) or a fatal error. Connection problems are
+    /// retried for ever with backoff.
+    pub fn run(mut self, dispatcher: &Dispatcher) -> Result<(), ReaderError> {
+        self.stats.data.lock().monitor_running = true;
+        let result = self.run_sessions(dispatcher);
+        {
+            let mut d = self.stats.data.lock();
+            d.monitor_running = false;
+            d.source_connected = false;
+        }
+        result
+    }
+
+    fn run_sessions(&mut self, dispatcher: &Dispatcher) -> Result<(), ReaderError> {
+        let mut attempt: u32 = 0;
+        loop {
+            if self.stop.is_raised() {
+                return Ok(());
+            }
+            let started = Instant::now();
+            match self.session(dispatcher) {
+                SessionEnd::Stopped => return Ok(()),
+                SessionEnd::Fatal(e) => return Err(e),
+                SessionEnd::Lost(why) => {
+                    {
+                        let mut d = self.stats.data.lock();
+                        d.source_connected = false;
+                        d.reconnects += 1;
+                    }
+                    // A session that streamed for a while resets the backoff.
+                    if started.elapsed() > Duration::from_secs(30) {
+                        attempt = 0;
+                    }
+                    let delay = Duration::from_millis(250u64 << attempt.min(7)).min(Duration::from_secs(30));
+                    attempt += 1;
+                    log::warn!(
+                        "binlog connection lost: {why}; reconnecting from {} in {:.1}s (attempt {attempt})",
+                        self.resume_position(),
+                        delay.as_secs_f64()
+                    );
+                    if !self.stop.sleep(delay) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn resume_position(&self) -> BinlogPosition {
+        self.resume.position()
+    }
+
+    fn session(&mut self, dispatcher: &Dispatcher) -> SessionEnd {
+        let hb = self.config.monitor.heartbeat_period.max(Duration::from_millis(100));
+        // Silence for three heartbeat periods means the connection is dead (half-open
+        // TCP, a paused server): give up and reconnect.
+        let read_timeout = hb * 3 + Duration::from_secs(1);
+        let opts = mysql_opts(&self.config.database, Some(read_timeout));
+        let mut conn = match mysql::Conn::new(opts) {
+            Ok(c) => c,
+            Err(e) => return SessionEnd::Lost(format!("cannot connect: {e}")),
+        };
+        let setup = [
+            format!("SET @master_heartbeat_period = {}", hb.as_nanos()),
+            format!("SET @source_heartbeat_period = {}", hb.as_nanos()),
+            // Receive MariaDB's GTID events instead of BEGIN and dummy events.
+            "SET @mariadb_slave_capability = 4".to_owned(),
+            "SET @source_binlog_checksum = @@global.binlog_checksum".to_owned(),
+            // A reader paused by backpressure must not be cut off by the server.
+            "SET SESSION net_write_timeout = 86400".to_owned(),
+        ];
+        for q in &setup {
+            if let Err(e) = conn.query_drop(q) {
+                return SessionEnd::Lost(format!("cannot prepare the connection ({q}): {e}"));
+            }
+        }
+        match conn.query_first::<String, _>("SELECT @@global.binlog_checksum") {
+            Ok(v) => self.session_checksum = v.is_some_and(|v| !v.eq_ignore_ascii_case("NONE")),
+            Err(e) => return SessionEnd::Lost(format!("cannot read binlog_checksum: {e}")),
+        }
+        self.first_event = true;
+        // Start from the last transaction boundary; half-read transactions are read
+        // again and their already-queued row events skipped.
+        self.file = self.resume.file.clone();
+        self.pos = self.resume.pos;
+        self.in_txn = false;
+        let request = BinlogRequest::new(self.config.database.server_id)
+            .with_filename(self.resume.file.as_bytes().to_vec())
+            .with_pos(self.resume.pos);
+        let stream = match conn.get_binlog_stream(request) {
+            Ok(s) => s,
+            Err(e) => return self.classify(e),
+        };
+        log::info!("reading the binlog from {}", self.resume_position());
+        self.stats.data.lock().source_connected = true;
+        for item in stream {
+            let event = match item {
+                Ok(ev) => ev,
+                Err(e) => return self.classify(e),
+            };
+            if let Err(end) = self.handle(&event, dispatcher) {
+                return end;
+            }
+            if !self.in_txn && self.stop.is_raised() {
+                self.flush_stats();
+                return SessionEnd::Stopped;
+            }
+        }
+        // A clean server shutdown ends the stream exactly like this.
+        SessionEnd::Lost("the server closed the binlog stream".to_owned())
+    }
+
+    fn classify(&self, e: mysql::Error) -> SessionEnd {
+        if let mysql::Error::MySqlError(me) = &e {
+            if me.code == 1236 {
+                return SessionEnd::Fatal(ReaderError::PositionGone(format!(
+                    "the server cannot send the binlog from {}: {} (the binary log was purged \
+                     or the position is not an event boundary; see `start_from` in README)",
+                    self.resume_position(),
+                    me.message
+                )));
+            }
+        }
+        SessionEnd::Lost(e.to_string())
+    }
+
+    fn handle(&mut self, event: &Event, dispatcher: &Dispatcher) -> Result<(), SessionEnd> {
+        let header = event.header();
+        let type_raw = header.event_type_raw();
+        let end_pos = header.log_pos() as u64;
+        let start_pos = end_pos.saturating_sub(header.event_size() as u64);
+        self.events_since_stats += 1;
+        let first_event = std::mem::replace(&mut self.first_event, false);
+
+        // The crate strips the checksum without checking it.
+        if let (Some(sum), Ok(Some(alg))) = (event.checksum(), event.footer().get_checksum_alg()) {
+            if u32::from_le_bytes(sum) != event.calc_checksum(alg) {
+                return Err(SessionEnd::Lost(format!(
+                    "checksum mismatch in the event at {}:{start_pos}",
+                    self.file
+                )));
+            }
+        }
+
+        match type_raw {
+            MARIADB_GTID => {
+                let d = event.data();
+                if d.len() >= 13 {
+                    let seq = u64::from_le_bytes(d[0..8].try_into().unwrap_or_default());
+                    let domain = u32::from_le_bytes(d[8..12].try_into().unwrap_or_default());
+                    let gtid = format!("{domain}-{}-{seq}", header.server_id());
+                    self.in_txn = d[12] & MARIADB_GTID_FL_STANDALONE == 0;
+                    self.txn_gtid = Some(gtid.into());
+                    self.txn_timestamp = header.timestamp();
+                }
+                self.pos = end_pos;
+                return Ok(());
+            }
+            MARIADB_QUERY_COMPRESSED => {
+                // A long statement, compressed: DDL or similar. Forget cached schemas
+                // and end a standalone group.
+                self.schema.on_ddl();
+                self.pos = end_pos;
+                if !self.in_txn {
+                    self.commit(end_pos, header.timestamp());
+                }
+                return Ok(());
+            }
+            MARIADB_FIRST_COMPRESSED_ROWS..=MARIADB_LAST_COMPRESSED_ROWS => {
+                return Err(ReaderError::Unsupported(format!(
+                    "the binlog has compressed row events (at {}:{start_pos}): set \
+                     log_bin_compress=OFF on the server; pikachu stops here rather than skip them",
+                    self.file
+                ))
+                .into());
+            }
+            MYSQL_TRANSACTION_PAYLOAD => {
+                return Err(ReaderError::Unsupported(format!(
+                    "the binlog has a compressed transaction (at {}:{start_pos}): set \
+                     binlog_transaction_compression=OFF on the server; pikachu stops here \
+                     rather than skip it",
+                    self.file
+                ))
+                .into());
+            }
+            MYSQL_PARTIAL_UPDATE_ROWS => {
+                return Err(ReaderError::Unsupported(format!(
+                    "the binlog has partial JSON updates (at {}:{start_pos}): set \
+                     binlog_row_value_options='' on the server; pikachu stops here rather \
+                     than send incomplete rows",
+                    self.file
+                ))
+                .into());
+            }
+            MARIADB_ANNOTATE_ROWS => {
+                self.pos = end_pos.max(self.pos);
+                return Ok(());
+            }
+            _ => {}
+        }
+
+        let data = match event.read_data() {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                // Event types nobody needs (MariaDB's GTID list, checkpoints …).
+                if end_pos > 0 {
+                    self.pos = end_pos;
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(SessionEnd::Lost(format!(
+                    "cannot parse the event at {}:{start_pos}: {e}",
+                    self.file
+                )))
+            }
+        };
+        match data {
+            EventData::RotateEvent(rotate) => {
+                let fake = end_pos == 0;
+                let mut raw = rotate.name_raw();
+                // The fake rotate that opens a session arrives before the format
+                // description, so the crate does not strip its checksum: 4 bytes after
+                // the name.
+                if fake && self.session_checksum && first_event && raw.len() > 4 {
+                    raw = &raw[..raw.len() - 4];
+                }
+                let name = String::from_utf8_lossy(raw).into_owned();
+                if !fake || name != self.file {
+                    log::info!("binlog rotated to {name}");
+                }
+                self.file = name;
+                self.pos = rotate.position();
+                if !self.in_txn {
+                    self.resume = Checkpoint {
+                        file: self.file.clone(),
+                        pos: self.pos,
+                        gtid: self.last_gtid.clone(),
+                    };
+                    if !fake {
+                        self.tracker.commit(self.resume.clone());
+                    }
+                }
+            }
+            EventData::HeartbeatEvent => {
+                self.flush_stats();
+                self.stats.data.lock().lag_seconds = 0.0;
+            }
+            EventData::GtidEvent(g) => {
+                self.txn_gtid = Some(format!("{}:{}", uuid(&g.sid()), g.gno()).into());
+                // MySQL 8 records the commit time in microseconds; older ones don't.
+                let ts = g.immediate_commit_timestamp();
+                self.txn_timestamp =
+                    if ts > 0 { (ts / 1_000_000) as u32 } else { header.timestamp() };
+                self.pos = end_pos;
+            }
+            EventData::QueryEvent(q) => {
+                let query = q.query();
+                let word = first_word(&query);
+                self.pos = end_pos;
+                match word.as_str() {
+                    "BEGIN" => {
+                        self.in_txn = true;
+                        if self.txn_timestamp == 0 {
+                            self.txn_timestamp = header.timestamp();
+                        }
+                    }
+                    "COMMIT" | "ROLLBACK" => self.commit(end_pos, header.timestamp()),
+                    _ => {
+                        if matches!(word.as_str(), "ALTER" | "CREATE" | "DROP" | "RENAME" | "TRUNCATE")
+                        {
+                            log::info!("DDL read at {}:{start_pos}: {}", self.file, abbreviate(&query));
+                            self.schema.on_ddl();
+                        }
+                        if !self.in_txn || word == "XA" {
+                            self.commit(end_pos, header.timestamp());
+                        }
+                    }
+                }
+            }
+            EventData::XidEvent(_) => {
+                self.pos = end_pos;
+                self.commit(end_pos, header.timestamp());
+            }
+            EventData::TableMapEvent(tme) => {
+                self.schema.on_table_map(&tme, event.data());
+                self.pos = end_pos;
+            }
+            EventData::RowsEvent(rows) => {
+                self.rows(&rows, header.timestamp(), start_pos, dispatcher)?;
+                self.pos = end_pos;
+            }
+            _ => {
+                if end_pos > 0 {
+                    self.pos = end_pos;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A transaction (or a standalone statement) ended at `end_pos`.
+    fn commit(&mut self, end_pos: u64, timestamp: u32) {
+        self.in_txn = false;
+        if let Some(g) = self.txn_gtid.take() {
+            self.last_gtid = Some(g.to_string());
+        }
+        self.resume = Checkpoint { file: self.file.clone(), pos: end_pos, gtid: self.last_gtid.clone() };
+        self.queued_in_txn = None;
+        self.tracker.commit(self.resume.clone());
+        let lag = if timestamp > 0 {
+            (unix_now() - timestamp as i64).max(0) as f64
+        } else {
+            0.0
+        };
+        self.txn_timestamp = 0;
+        if self.events_since_stats >= 256 || lag > 0.0 {
+            self.flush_stats();
+        }
+        self.stats.data.lock().lag_seconds = lag;
+    }
+
+    fn flush_stats(&mut self) {
+        let mut d = self.stats.data.lock();
+        d.binlog_events += self.events_since_stats;
+        d.binlog_file.clone_from(&self.file);
+        d.binlog_pos = self.pos;
+        self.events_since_stats = 0;
+    }
+
+    fn rows(
+        &mut self,
+        rows: &RowsEventData<'_>,
+        header_ts: u32,
+        start_pos: u64,
+        dispatcher: &Dispatcher,
+    ) -> Result<(), SessionEnd> {
+        let entry = match self.schema.get(rows.table_id()) {
+            None => return Ok(()),
+            Some(Mapped { entry: Ok(e), .. }) => e.clone(),
+            Some(Mapped { entry: Err(e), .. }) => {
+                let msg = e.to_string();
+                self.dead_letter_event(rows, start_pos, &msg, true);
+                return Ok(());
+            }
+        };
+        let here = BinlogPosition::new(self.file.clone(), start_pos);
+        if let Some(done) = &self.queued_in_txn {
+            if done.file == here.file && here.pos <= done.pos {
+                // Queued before the connection was lost.
+                return Ok(());
+            }
+        }
+        let kind = match rows {
+            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => ChangeKind::Insert,
+            RowsEventData::UpdateRowsEventV1(_) | RowsEventData::UpdateRowsEvent(_) => ChangeKind::Update,
+            RowsEventData::PartialUpdateRowsEvent(_) => ChangeKind::Update,
+            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => ChangeKind::Delete,
+        };
+        let tasks: Vec<usize> = entry
+            .tasks
+            .iter()
+            .copied()
+            .filter(|&t| self.config.tasks[t].events.accepts(kind))
+            .collect();
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        let timestamp = if self.txn_timestamp > 0 { self.txn_timestamp } else { header_ts };
+        let changes = match self.decode(&entry, rows, kind, &here, timestamp) {
+            Ok(c) => c,
+            Err(msg) => {
+                self.dead_letter_event(rows, start_pos, &msg, false);
+                return Ok(());
+            }
+        };
+        let warn_after = self.config.monitor.event_queue_timeout;
+        for change in changes {
+            let change = Arc::new(change);
+            for &task in &tasks {
+                let seq = self.tracker.begin();
+                self.stats.count_captured(task, kind);
+                let started = Instant::now();
+                if !dispatcher.route(Delivery { seq, task, change: change.clone() }) {
+                    return Err(ReaderError::DispatcherGone.into());
+                }
+                let waited = started.elapsed();
+                if waited > warn_after {
+                    log::warn!(
+                        "delivery queues were full for {:.1}s: reading the binlog paused \
+                         (nothing is dropped; receivers are slower than the source)",
+                        waited.as_secs_f64()
+                    );
+                }
+            }
+        }
+        self.queued_in_txn = Some(here);
+        Ok(())
+    }
+
+    /// Decodes every row of the event before anything is queued, so that a bad event is
+    /// dead-lettered whole rather than half-delivered.
+    fn decode(
+        &self,
+        entry: &TableEntry,
+        rows: &RowsEventData<'_>,
+        kind: ChangeKind,
+        here: &BinlogPosition,
+        timestamp: u32,
+    ) -> Result<Vec<RowChange>, String> {
+        let n = entry.columns.len();
+        if rows.num_columns() as usize != n {
+            return Err(format!(
+                "the rows event has {} columns but its table map has {n}",
+                rows.num_columns()
+            ));
+        }
+        let before_present: Vec<bool> = rows
+            .columns_before_image()
+            .map(|b| b.iter().by_vals().take(n).collect())
+            .unwrap_or_default();
+        let after_present: Vec<bool> = rows
+            .columns_after_image()
+            .map(|b| b.iter().by_vals().take(n).collect())
+            .unwrap_or_default();
+        let mut input = rows.rows_data();
+        let mut out = Vec::new();
+        let mut index = 0usize;
+        while !input.is_empty() {
+            let before = if kind != ChangeKind::Insert {
+                Some(decode_image(&entry.columns, &before_present, &mut input).map_err(|e| e.to_string())?)
+            } else {
+                None
+            };
+            let after = if kind != ChangeKind::Delete {
+                Some(decode_image(&entry.columns, &after_present, &mut input).map_err(|e| e.to_string())?)
+            } else {
+                None
+            };
+            out.push(RowChange {
+                kind,
+                table: entry.schema.clone(),
+                before,
+                after,
+                id: format!("{}:{}:{index}", here.file, here.pos),
+                position: here.clone(),
+                timestamp,
+                gtid: self.txn_gtid.clone(),
+            });
+            index += 1;
+        }
+        Ok(out)
+    }
+
+    /// A row event of a watched table that cannot be turned into changes: keep what is
+    /// known of it in the dead-letter file, count it, and go on.
+    fn dead_letter_event(&self, rows: &RowsEventData<'_>, start_pos: u64, error: &str, schema: bool) {
+        let Some(mapped) = self.schema.get(rows.table_id()) else { return };
+        log::error!(
+            "row event at {}:{start_pos} (`{}`.`{}`) cannot be delivered: {error}; it is \
+             written to the dead-letter file",
+            self.file,
+            mapped.database,
+            mapped.table
+        );
+        {
+            let mut d = self.stats.data.lock();
+            if schema {
+                d.schema_unknown += 1;
+            } else {
+                d.decode_errors += 1;
+            }
+            for &i in &mapped.tasks {
+                d.tasks[i].dead_letters += 1;
+            }
+        }
+        for &i in &mapped.tasks {
+            let task = &self.config.tasks[i];
+            let letter = DeadLetter {
+                task_id: task.task_id.clone(),
+                ids: vec![format!("{}:{start_pos}:*", self.file)],
+                url: task.callback_url.clone(),
+                body: serde_json::json!({
+                    "database": mapped.database,
+                    "table": mapped.table,
+                    "position": {"file": self.file, "pos": start_pos},
+                    "gtid": self.txn_gtid.as_deref(),
+                    "rows_data_bytes": rows.rows_data().len(),
+                }),
+                status: None,
+                error: error.to_owned(),
+                attempts: 0,
+                failed_at: rfc3339_utc(unix_now()),
+            };
+            if let Err(e) = self.dead_letters.write(&letter) {
+                log::error!("cannot write the dead-letter file: {e}");
+            }
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn uuid(sid: &[u8; 16]) -> String {
+    let h: String = sid.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// The first keyword of a statement, upper-cased, after comments and whitespace.
+fn first_word(query: &str) -> String {
+    let mut s = query.trim_start();
+    loop {
+        if let Some(rest) = s.strip_prefix("/*") {
+            match rest.find("*/") {
+                Some(end) => s = rest[end + 2..].trim_start(),
+                None => return String::new(),
+            }
+        } else if s.starts_with("--") || s.starts_with('#') {
+            match s.find('\n') {
+                Some(end) => s = s[end + 1..].trim_start(),
+                None => return String::new(),
+            }
+        } else {
+            break;
+        }
+    }
+    s.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_ascii_uppercase()
+}
+
+fn abbreviate(q: &str) -> String {
+    let one_line: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 200 {
+        format!("{}…", one_line.chars().take(200).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_word_skips_comments() {
+        assert_eq!(first_word("  /* x */ alter table t add c int"), "ALTER");
+        assert_eq!(first_word("-- c\nDROP TABLE t"), "DROP");
+        assert_eq!(first_word("BEGIN"), "BEGIN");
+        assert_eq!(first_word("XA START 'x'"), "XA");
+    }
+
+    #[test]
+    fn mysql_gtid_uuid_is_formatted() {
+        let sid = [0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62];
+        assert_eq!(uuid(&sid), "3e11fa47-71ca-11e1-9e33-c80aa9429562");
+    }
+}
