@@ -1,1 +1,255 @@
-fn main() {}
+//! The `pikachu` command: argv pre-pass (the Go tool's `-config`), argh, logger,
+//! configuration, signals and exit codes. The pipeline itself lives in `engine`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use argh::FromArgs;
+
+use pikachu::config;
+use pikachu::engine;
+use pikachu::listen;
+
+/// pikachu: delivers every insert, update and delete of the watched MySQL/MariaDB
+/// tables as a JSON webhook. Run `pikachu -config config.yaml` to start; tasks come
+/// from tasks.yaml beside the config file (or `tasks:` inside it).
+#[derive(FromArgs)]
+struct Cli {
+    /// path of config.yaml (default: $CONFIG_PATH or config.yaml); `-config` works too
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+
+    /// path of tasks.yaml (default: $TASKS_PATH or tasks.yaml beside the config file)
+    #[argh(option)]
+    tasks: Option<PathBuf>,
+
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
+
+    #[argh(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Version(VersionCmd),
+    Check(CheckCmd),
+    Listen(ListenCmd),
+    ReplayDeadLetters(ReplayCmd),
+}
+
+/// Print the version.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "version")]
+struct VersionCmd {}
+
+/// Check the configuration, the database connection, privileges and binlog settings
+/// without delivering anything. Exit 0 when all pass, 2 for a bad configuration, 3 when
+/// the database is not usable.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "check")]
+struct CheckCmd {
+    /// path of config.yaml
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+    /// path of tasks.yaml
+    #[argh(option)]
+    tasks: Option<PathBuf>,
+}
+
+/// Run a small webhook receiver that prints every webhook it gets (for trying pikachu
+/// out) and verifies Standard Webhooks signatures when given the secret.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "listen")]
+struct ListenCmd {
+    /// port to listen on (default 3000)
+    #[argh(option, default = "3000")]
+    port: u16,
+    /// address to bind (default 127.0.0.1)
+    #[argh(option, default = "String::from(\"127.0.0.1\")")]
+    bind: String,
+    /// signing secret (whsec_…) to verify signatures with; unsigned or badly signed
+    /// requests then get 401
+    #[argh(option)]
+    secret: Option<String>,
+}
+
+/// Send the requests in the dead-letter file again; those that succeed are removed
+/// from it, the others stay.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "replay-dead-letters")]
+struct ReplayCmd {
+    /// path of config.yaml
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+    /// path of tasks.yaml
+    #[argh(option)]
+    tasks: Option<PathBuf>,
+}
+
+/// The Go tool takes `-config x` / `-config=x` (Go's flag package); argh wants
+/// `--config x`.
+fn go_style_args(args: Vec<String>) -> Vec<String> {
+    const LONG: [&str; 8] = ["config", "tasks", "version", "help", "secret", "port", "bind", "c"];
+    let mut out = Vec::with_capacity(args.len());
+    for (i, a) in args.into_iter().enumerate() {
+        let bare = a.strip_prefix("--").or_else(|| a.strip_prefix('-'));
+        match bare {
+            Some(flag) if i > 0 => {
+                let (name, value) = match flag.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (flag, None),
+                };
+                if LONG.contains(&name) {
+                    out.push(if name.len() == 1 { format!("-{name}") } else { format!("--{name}") });
+                    if let Some(v) = value {
+                        out.push(v.to_owned());
+                    }
+                } else {
+                    out.push(a);
+                }
+            }
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+fn config_path(given: Option<PathBuf>) -> PathBuf {
+    given
+        .or_else(|| std::env::var_os("CONFIG_PATH").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("config.yaml"))
+}
+
+fn tasks_path(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| std::env::var_os("TASKS_PATH").map(PathBuf::from))
+}
+
+fn load_config(config: Option<PathBuf>, tasks: Option<PathBuf>) -> Result<config::Config, ExitCode> {
+    let path = config_path(config);
+    match config::load_files(&path, tasks_path(tasks).as_deref(), &|k| std::env::var(k).ok()) {
+        Ok(c) => Ok(c),
+        Err(errors) => {
+            eprintln!("pikachu: the configuration is not valid:");
+            for line in errors.to_string().lines() {
+                eprintln!("  {line}");
+            }
+            Err(ExitCode::from(engine::EXIT_CONFIG))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = go_style_args(std::env::args().collect());
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cli = match Cli::from_args(&strs[..1], &strs[1..]) {
+        Ok(cli) => cli,
+        Err(early) => {
+            return match early.status {
+                Ok(()) => {
+                    println!("{}", early.output);
+                    ExitCode::SUCCESS
+                }
+                Err(()) => {
+                    eprintln!("{}", early.output);
+                    eprintln!("Run `pikachu --help` for the options.");
+                    ExitCode::from(engine::EXIT_CONFIG)
+                }
+            };
+        }
+    };
+    if cli.version {
+        println!("pikachu {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    match cli.command {
+        Some(Command::Version(_)) => {
+            println!("pikachu {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some(Command::Listen(l)) => {
+            let opts = listen::ListenOptions { port: l.port, secret: l.secret, bind: l.bind };
+            match listen::run(&opts, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pikachu listen: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Some(Command::Check(c)) => {
+            let cfg = match load_config(c.config, c.tasks) {
+                Ok(cfg) => cfg,
+                Err(code) => {
+                    println!("FAIL configuration");
+                    return code;
+                }
+            };
+            println!("OK   configuration ({} tasks)", cfg.tasks.len());
+            ExitCode::from(engine::check(&cfg, &mut std::io::stdout()))
+        }
+        Some(Command::ReplayDeadLetters(r)) => {
+            let cfg = match load_config(r.config, r.tasks) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            pikachu::logging::init(cfg.log.level, cfg.log.format);
+            match engine::replay_dead_letters(&cfg) {
+                Ok(summary) => {
+                    println!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("pikachu: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
+        None => {
+            let cfg = match load_config(cli.config, cli.tasks) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            pikachu::logging::init(cfg.log.level, cfg.log.format);
+            for w in &cfg.warnings {
+                log::warn!("{w}");
+            }
+            match engine::run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error!("{e}");
+                    eprintln!("pikachu: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_flags_become_long_options() {
+        let a = |v: &[&str]| go_style_args(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(a(&["p", "-config", "c.yaml"]), ["p", "--config", "c.yaml"]);
+        assert_eq!(a(&["p", "-config=c.yaml"]), ["p", "--config", "c.yaml"]);
+        assert_eq!(a(&["p", "--config=c.yaml"]), ["p", "--config", "c.yaml"]);
+        assert_eq!(a(&["p", "-c", "c.yaml"]), ["p", "-c", "c.yaml"]);
+        assert_eq!(a(&["p", "--config", "c.yaml"]), ["p", "--config", "c.yaml"]);
+        assert_eq!(a(&["p", "-c=c.yaml"]), ["p", "-c", "c.yaml"]);
+        assert_eq!(a(&["p", "-version"]), ["p", "--version"]);
+        assert_eq!(a(&["p", "listen", "-port", "3000"]), ["p", "listen", "--port", "3000"]);
+    }
+
+    #[test]
+    fn help_names_every_option() {
+        let early = Cli::from_args(&["pikachu"], &["--help"]).err().map(|e| e.output).unwrap_or_default();
+        for needle in ["--config", "--tasks", "--version", "check", "listen", "replay-dead-letters"] {
+            assert!(early.contains(needle), "--help lacks {needle}:\n{early}");
+        }
+    }
+}

@@ -946,7 +946,7 @@ fn decode_value(i: usize, col: &ColumnDef, buf: &mut &[u8]) -> Result<Value, Dec
     })
 }
 
-fn labels_of<'a>(i: usize, col: &'a ColumnDef) -> Result<&'a [String], DecodeError> {
+fn labels_of(i: usize, col: &ColumnDef) -> Result<&[String], DecodeError> {
     col.labels.as_deref().ok_or_else(|| {
         bad_value(
             i,
@@ -1203,7 +1203,7 @@ fn push_padded(s: &mut String, v: u32, width: usize) {
 
 /// Bytes of the fractional part for `fsp` digits: (fsp + 1) / 2.
 fn frac_bytes(fsp: u8) -> usize {
-    (usize::from(fsp) + 1) / 2
+    usize::from(fsp).div_ceil(2)
 }
 
 /// The fractional part of a DATETIME2/TIMESTAMP2 in microseconds.
@@ -1337,9 +1337,9 @@ fn decode_datetime2(b: &[u8], fsp: u8) -> Result<String, String> {
 const HIRES_TIME_BYTES: [usize; 7] = [3, 4, 4, 5, 5, 5, 6];
 const HIRES_DATETIME_BYTES: [usize; 7] = [5, 6, 6, 7, 7, 7, 8];
 
-/// MariaDB's legacy "hires" TIME(fsp): big-endian `(signed microseconds / 10^(6-fsp))
-/// + zero_point`, where zero_point is 838:59:59 + 1 s in the same unit, so that the
-/// stored number is never negative.
+/// MariaDB's legacy "hires" TIME(fsp): big-endian signed microseconds / 10^(6-fsp),
+/// plus a zero point of 838:59:59 + 1 s in the same unit so that the stored number is
+/// never negative.
 fn decode_time_hires(b: &[u8], fsp: u8) -> Result<String, String> {
     let fsp = fsp.min(6);
     let unit = i64::from(POW10[6 - usize::from(fsp)]);
@@ -1539,7 +1539,7 @@ fn json_container(
         let inline = &data[e + 1..e + value_entry];
         // Small containers inline literals and 16-bit ints; large ones 32-bit too.
         match t {
-            0x04 | 0x05 | 0x06 => json_value(t, inline, depth + 1),
+            0x04..=0x06 => json_value(t, inline, depth + 1),
             0x07 | 0x08 if large => json_value(t, inline, depth + 1),
             _ => {
                 let at = le_uint(inline) as usize;
@@ -1907,7 +1907,7 @@ mod tests {
         };
         let lead = intg % 9;
         put(&ip[..lead]);
-        for c in ip[lead..].as_bytes().chunks(9) {
+        for c in ip.as_bytes()[lead..].chunks(9) {
             put(std::str::from_utf8(c).unwrap());
         }
         for c in fp.as_bytes().chunks(9) {
@@ -2041,6 +2041,7 @@ mod tests {
     }
 
     /// MySQL's my_datetime_packed_to_binary.
+    #[allow(clippy::too_many_arguments)]
     fn datetime2_bytes(
         y: u64,
         mo: u64,
@@ -3305,9 +3306,7 @@ mod tests {
 
     #[test]
     fn collation_ids_map_to_their_charsets() {
-        for id in [63] {
-            assert_eq!(Charset::from_collation_id(id), Charset::Binary, "{id}");
-        }
+        assert_eq!(Charset::from_collation_id(63), Charset::Binary);
         for id in [5, 8, 15, 31, 47, 48, 49, 94, 1032, 1071] {
             assert_eq!(Charset::from_collation_id(id), Charset::Latin1, "{id}");
         }

@@ -9,8 +9,8 @@ use crate::config::DatabaseConfig;
 
 pub mod decode;
 pub mod preflight;
-// pub mod reader; (enabled once decode lands)
-// pub mod schema;
+pub mod reader;
+pub mod schema;
 
 /// Connection options for every connection pikachu opens (binlog, schema, checks).
 pub fn mysql_opts(db: &DatabaseConfig, read_timeout: Option<Duration>) -> mysql::Opts {

@@ -18,7 +18,7 @@ use mysql::binlog::events::{OptionalMetaExtractor, OptionalMetadataField, TableM
 use mysql::prelude::Queryable;
 
 use crate::event::TableSchema;
-use crate::source::decode::{Charset, ColumnDef, ColumnKind};
+use crate::source::decode::{decode_text, Charset, ColumnDef, ColumnKind};
 
 #[derive(Debug, Clone)]
 pub enum SchemaError {
@@ -60,6 +60,8 @@ struct InfoColumn {
     unsigned: bool,
     charset: Option<String>,
     labels: Option<Arc<[String]>>,
+    /// DATETIME_PRECISION: the binlog does not carry it for old-format temporal columns.
+    precision: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -76,8 +78,9 @@ pub trait SchemaLookup {
 
 /// Raw rows of the two `information_schema` queries.
 pub struct InfoTableRows {
-    /// COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME in ordinal order.
-    pub columns: Vec<(String, String, String, Option<String>)>,
+    /// COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, DATETIME_PRECISION in
+    /// ordinal order.
+    pub columns: Vec<(String, String, String, Option<String>, Option<u64>)>,
     /// Primary key column names in key order.
     pub primary_key: Vec<String>,
 }
@@ -101,8 +104,8 @@ impl MysqlLookup {
             Some(c) => c,
             None => return Ok(None),
         };
-        let columns: Vec<(String, String, String, Option<String>)> = conn.exec(
-            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME \
+        let columns: Vec<(String, String, String, Option<String>, Option<u64>)> = conn.exec(
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, DATETIME_PRECISION \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY ORDINAL_POSITION",
             (database, table),
@@ -230,7 +233,10 @@ impl SchemaCache {
         }
 
         let meta = TableMapMeta::read(tme, &real_types).map_err(|e| bad(e.to_string()))?;
-        let info = if meta.is_complete(&real_types) {
+        // Old-format TIME/DATETIME/TIMESTAMP columns (MariaDB with
+        // mysql56_temporal_format=OFF) carry no precision in the binlog.
+        let legacy = columns.iter().any(|c| c.kind.is_legacy_temporal());
+        let info = if meta.is_complete(&real_types) && !legacy {
             None
         } else {
             Some(self.info_table(database, table, &real_types)?)
@@ -239,6 +245,10 @@ impl SchemaCache {
         let mut names = Vec::with_capacity(n);
         for (i, col) in columns.iter_mut().enumerate() {
             let from_info = info.as_ref().map(|t| &t.columns[i]);
+            if col.kind.is_legacy_temporal() {
+                let fsp = from_info.and_then(|c| c.precision).unwrap_or(0).min(6) as u8;
+                col.kind = col.kind.clone().with_legacy_fsp(fsp).map_err(|e| bad(format!("column {i}: {e}")))?;
+            }
             col.unsigned = match (&meta.unsigned, from_info) {
                 (Some(u), _) => u[i],
                 (None, Some(c)) => c.unsigned,
@@ -252,7 +262,9 @@ impl SchemaCache {
                 (None, None) => Charset::Binary,
             };
             col.labels = match (&meta.labels, from_info) {
-                (Some(l), _) => l[i].clone(),
+                (Some(l), _) => l[i].as_ref().map(|raw| {
+                    raw.iter().map(|b| decode_text(b, col.charset)).collect::<Vec<_>>().into()
+                }),
                 (None, Some(c)) => c.labels.clone(),
                 (None, None) => None,
             };
@@ -337,7 +349,7 @@ impl InfoTable {
         let columns = rows
             .columns
             .into_iter()
-            .map(|(name, data_type, column_type, charset)| {
+            .map(|(name, data_type, column_type, charset, precision)| {
                 let data_type = data_type.to_ascii_lowercase();
                 let labels = match data_type.as_str() {
                     "enum" | "set" => Some(parse_labels(&column_type).into()),
@@ -349,6 +361,7 @@ impl InfoTable {
                     data_type,
                     charset,
                     labels,
+                    precision,
                 }
             })
             .collect();
@@ -460,7 +473,8 @@ struct TableMapMeta {
     unsigned: Option<Vec<bool>>,
     /// Collation id per column; `None` inside for columns without a character set.
     charsets: Option<Vec<Option<u16>>>,
-    labels: Option<Vec<Option<Arc<[String]>>>>,
+    /// ENUM/SET labels as raw bytes in the column's character set.
+    labels: Option<Vec<Option<Vec<Vec<u8>>>>>,
     primary_key: Option<Vec<usize>>,
 }
 
@@ -540,8 +554,8 @@ impl TableMapMeta {
             None
         };
 
-        let mut enum_values: Option<Vec<Arc<[String]>>> = None;
-        let mut set_values: Option<Vec<Arc<[String]>>> = None;
+        let mut enum_values: Option<Vec<Vec<Vec<u8>>>> = None;
+        let mut set_values: Option<Vec<Vec<Vec<u8>>>> = None;
         let mut primary_key: Option<Vec<usize>> = None;
         for field in tme.iter_optional_meta() {
             match field? {
@@ -552,9 +566,8 @@ impl TableMapMeta {
                         all.push(
                             v.values()
                                 .iter()
-                                .map(|s| s.value().into_owned())
-                                .collect::<Vec<_>>()
-                                .into(),
+                                .map(|s| s.value_raw().to_vec())
+                                .collect::<Vec<_>>(),
                         );
                     }
                     enum_values = Some(all);
@@ -566,9 +579,8 @@ impl TableMapMeta {
                         all.push(
                             v.values()
                                 .iter()
-                                .map(|s| s.value().into_owned())
-                                .collect::<Vec<_>>()
-                                .into(),
+                                .map(|s| s.value_raw().to_vec())
+                                .collect::<Vec<_>>(),
                         );
                     }
                     set_values = Some(all);
@@ -649,8 +661,8 @@ mod tests {
     fn information_schema_must_match_binlog_columns() {
         let t = InfoTable::from_rows(InfoTableRows {
             columns: vec![
-                ("id".into(), "int".into(), "int(10) unsigned".into(), None),
-                ("name".into(), "varchar".into(), "varchar(10)".into(), Some("utf8mb4".into())),
+                ("id".into(), "int".into(), "int(10) unsigned".into(), None, None),
+                ("name".into(), "varchar".into(), "varchar(10)".into(), Some("utf8mb4".into()), None),
             ],
             primary_key: vec!["id".into()],
         });
