@@ -106,9 +106,7 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         info.binlog_row_image,
         info.binlog_row_metadata.as_deref().unwrap_or("n/a")
     );
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
-        EngineError::DataDir(format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))
-    })?;
+    let _lock = lock_data_dir(&cfg.data_dir)?;
     let saved = checkpoint::load(&cfg.data_dir).map_err(EngineError::Checkpoint)?;
     let start = preflight::resolve_start(&mut conn, saved.as_ref(), &cfg.start_from)
         .map_err(EngineError::Preflight)?;
@@ -353,9 +351,37 @@ fn privileges(conn: &mut mysql::Conn, _user: &str) -> mysql::Result<Vec<&'static
     Ok(missing)
 }
 
+/// Takes the lock on `data_dir` for the life of the returned file: two daemons (or a
+/// daemon and a replay) on one data directory would corrupt each other's checkpoint
+/// and dead letters.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, EngineError> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        EngineError::DataDir(format!("cannot create data_dir {}: {e}", dir.display()))
+    })?;
+    let path = dir.join("pikachu.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| EngineError::DataDir(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::DataDir(format!(
+            "another pikachu process is using data_dir {} (it holds {}); stop it first",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(EngineError::DataDir(format!("cannot lock {}: {e}", path.display())))
+        }
+    }
+}
+
 /// `pikachu replay-dead-letters`: sends each dead-lettered request again; those that
 /// succeed leave the file, the others stay (with their new status and error).
 pub fn replay_dead_letters(cfg: &Config) -> Result<String, EngineError> {
+    let _lock = lock_data_dir(&cfg.data_dir)?;
     let path = deadletter::file_path(&cfg.data_dir);
     let letters = deadletter::read_all(&path).map_err(|e| EngineError::Replay(e.to_string()))?;
     if letters.is_empty() {

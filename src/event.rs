@@ -131,3 +131,50 @@ pub struct Delivery {
     pub task: usize,
     pub change: Arc<RowChange>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(pk: Vec<usize>, before: RowImage, after: RowImage) -> RowChange {
+        RowChange {
+            kind: ChangeKind::Update,
+            table: Arc::new(TableSchema {
+                database: "d".into(),
+                table: "t".into(),
+                columns: vec!["a".into(), "b".into()],
+                primary_key: pk,
+            }),
+            before: Some(before),
+            after: Some(after),
+            id: "f:4:0".into(),
+            position: BinlogPosition::new("f", 4),
+            timestamp: 0,
+            gtid: None,
+        }
+    }
+
+    #[test]
+    fn primary_key_change_is_detected() {
+        let c = change(
+            vec![0],
+            vec![Some(Value::Int(1)), Some(Value::Int(5))],
+            vec![Some(Value::Int(2)), Some(Value::Int(5))],
+        );
+        assert!(c.changes_primary_key());
+        let same = change(
+            vec![0],
+            vec![Some(Value::Int(1)), Some(Value::Int(5))],
+            vec![Some(Value::Int(1)), Some(Value::Int(6))],
+        );
+        assert!(!same.changes_primary_key());
+    }
+
+    #[test]
+    fn key_absent_from_minimal_after_image_is_unchanged() {
+        let c = change(vec![0], vec![Some(Value::Int(1)), None], vec![None, Some(Value::Int(6))]);
+        assert!(!c.changes_primary_key());
+        let no_key = change(vec![], vec![Some(Value::Int(1))], vec![Some(Value::Int(2))]);
+        assert!(!no_key.changes_primary_key());
+    }
+}

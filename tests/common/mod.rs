@@ -1,0 +1,516 @@
+//! Shared integration-test harness: a real MariaDB started through the project's own
+//! `scripts/mariadb.sh`, a real webhook receiver on loopback, and the real `pikachu`
+//! binary as a child process.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+use serde_json::Value;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("pikachu-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A throwaway MariaDB with `log_bin`, `binlog_format=ROW`, `binlog_row_metadata=FULL`.
+pub struct MariaDb {
+    port: u16,
+    dir: TempDir,
+    extra: Vec<String>,
+}
+
+impl MariaDb {
+    pub fn start() -> MariaDb {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> MariaDb {
+        let db = MariaDb {
+            port: free_port(),
+            dir: TempDir::new("mariadb"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        db.run_script("start");
+        db
+    }
+
+    fn run_script(&self, action: &str) {
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo_root().join("scripts/mariadb.sh"))
+            .arg(action)
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--datadir")
+            .arg(self.dir.path());
+        if action == "start" && !self.extra.is_empty() {
+            cmd.arg("--").args(&self.extra);
+        }
+        let out = cmd.output().expect("run scripts/mariadb.sh");
+        assert!(
+            out.status.success(),
+            "scripts/mariadb.sh {action} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn pid(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join("mysqld.pid")).ok().map(|s| s.trim().to_owned())
+    }
+
+    pub fn conn(&self) -> mysql::Conn {
+        let opts = mysql::OptsBuilder::new()
+            .ip_or_hostname(Some("127.0.0.1"))
+            .tcp_port(self.port)
+            .user(Some("root"))
+            .prefer_socket(false)
+            .init(vec!["SET NAMES utf8mb4"]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match mysql::Conn::new(opts.clone()) {
+                Ok(c) => return c,
+                Err(e) if Instant::now() > deadline => panic!("cannot connect to MariaDB: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Runs one or more statements (separated by `;` as the server takes them).
+    pub fn exec(&self, sql: &str) {
+        let mut c = self.conn();
+        c.query_drop(sql).unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
+    }
+
+    pub fn query_strings(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        let mut c = self.conn();
+        let rows: Vec<mysql::Row> = c.query(sql).unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
+        rows.into_iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| match r.as_ref(i) {
+                        Some(mysql::Value::NULL) | None => None,
+                        Some(mysql::Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+                        Some(v) => Some(v.as_sql(true).trim_matches('\'').to_owned()),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    pub fn stop(&self) {
+        self.run_script("stop");
+    }
+
+    pub fn start_again(&self) {
+        self.run_script("start");
+    }
+
+    pub fn restart(&self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Kills the server without a clean shutdown.
+    pub fn kill9(&self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Command::new("kill").args(["-0", &pid]).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    }
+}
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub n: usize,
+    pub method: String,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Value,
+    pub raw: Vec<u8>,
+    pub status: u16,
+}
+
+/// What the receiver answers: (status, extra headers, delay before answering).
+pub type Policy = dyn Fn(usize, &Received) -> (u16, Vec<(String, String)>, Duration) + Send + Sync;
+
+/// A webhook receiver on 127.0.0.1 that records every request.
+pub struct Receiver {
+    port: u16,
+    log: Arc<Mutex<Vec<Received>>>,
+    server: Arc<tiny_http::Server>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    pub fn always(status: u16) -> Receiver {
+        Self::with_policy(move |_, _| (status, vec![], Duration::ZERO))
+    }
+
+    pub fn with_policy(
+        policy: impl Fn(usize, &Received) -> (u16, Vec<(String, String)>, Duration) + Send + Sync + 'static,
+    ) -> Receiver {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind receiver"));
+        let port = server.server_addr().to_ip().map(|a| a.port()).expect("receiver port");
+        let log: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let policy: Arc<Policy> = Arc::new(policy);
+        let counter = Arc::new(AtomicUsize::new(0));
+        let mut threads = Vec::new();
+        for _ in 0..8 {
+            let (server, log, policy, counter) = (server.clone(), log.clone(), policy.clone(), counter.clone());
+            threads.push(std::thread::spawn(move || {
+                for mut req in server.incoming_requests() {
+                    let mut raw = Vec::new();
+                    let _ = req.as_reader().read_to_end(&mut raw);
+                    let headers = req
+                        .headers()
+                        .iter()
+                        .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_owned()))
+                        .collect();
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    let mut rec = Received {
+                        n,
+                        method: req.method().as_str().to_owned(),
+                        path: req.url().to_owned(),
+                        headers,
+                        body: serde_json::from_slice(&raw).unwrap_or(Value::Null),
+                        raw,
+                        status: 0,
+                    };
+                    let (status, extra, delay) = policy(n, &rec);
+                    if !delay.is_zero() {
+                        std::thread::sleep(delay);
+                    }
+                    rec.status = status;
+                    log.lock().unwrap().push(rec);
+                    let mut resp = tiny_http::Response::from_string("{}").with_status_code(status);
+                    for (k, v) in extra {
+                        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+                            resp = resp.with_header(h);
+                        }
+                    }
+                    let _ = req.respond(resp);
+                }
+            }));
+        }
+        Receiver { port, log, server, threads }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Received> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Envelopes answered with 2xx, batches expanded, in arrival order.
+    pub fn events(&self) -> Vec<Value> {
+        flatten(self.requests().iter().filter(|r| (200..300).contains(&r.status)))
+    }
+
+    /// Every envelope received whatever the answer, in arrival order.
+    pub fn all_events(&self) -> Vec<Value> {
+        flatten(self.requests().iter())
+    }
+
+    /// Waits until at least `n` envelopes were accepted; panics listing what arrived.
+    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ev = self.events();
+            if ev.len() >= n {
+                return ev;
+            }
+            if Instant::now() > deadline {
+                let ids: Vec<String> = ev.iter().map(|e| e["id"].to_string()).collect();
+                panic!("expected {n} events within {timeout:?}, got {}: {}", ev.len(), ids.join(", "));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn clear(&self) {
+        self.log.lock().unwrap().clear();
+    }
+}
+
+fn flatten<'a>(reqs: impl Iterator<Item = &'a Received>) -> Vec<Value> {
+    let mut out = Vec::new();
+    for r in reqs {
+        match &r.body {
+            Value::Array(items) => out.extend(items.iter().cloned()),
+            Value::Null => {}
+            v => out.push(v.clone()),
+        }
+    }
+    out
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.unblock();
+        for _ in 0..self.threads.len() {
+            self.server.unblock();
+        }
+    }
+}
+
+/// A config for the real binary against `db`, written into its own directory.
+pub struct Setup {
+    pub dir: TempDir,
+    pub health_port: u16,
+}
+
+impl Setup {
+    /// `tasks_yaml`: the `tasks:` list (YAML, indented by two spaces per level);
+    /// `extra_yaml`: more top-level sections (e.g. a `dispatcher:` block).
+    pub fn new(db: &MariaDb, database: &str, tasks_yaml: &str, extra_yaml: &str) -> Setup {
+        let dir = TempDir::new("pikachu");
+        let health_port = free_port();
+        let mut dispatcher = "dispatcher:\n  worker_count: 4\n  retry_base_delay: 50ms\n  retry_max_delay: 500ms\n  shutdown_timeout: 5s\n".to_owned();
+        let mut monitor = "monitor:\n  flush_interval: 200ms\n  heartbeat_period: 500ms\n".to_owned();
+        let mut rest = String::new();
+        // Sections given in extra_yaml replace the defaults above.
+        for block in split_sections(extra_yaml) {
+            if block.starts_with("dispatcher:") {
+                dispatcher = block;
+            } else if block.starts_with("monitor:") {
+                monitor = block;
+            } else {
+                rest.push_str(&block);
+            }
+        }
+        let yaml = format!(
+            "database:\n  host: 127.0.0.1\n  port: {}\n  user: root\n  password: \"\"\n  database: {database}\n  server_id: {}\n\
+             log:\n  level: debug\nserver:\n  enabled: true\n  port: {health_port}\n{dispatcher}{monitor}\
+             data_dir: {}\n{rest}tasks:\n{tasks_yaml}",
+            db.port(),
+            1000 + COUNTER.fetch_add(1, Ordering::SeqCst),
+            dir.path().join("data").display(),
+        );
+        std::fs::write(dir.path().join("config.yaml"), yaml).expect("write config");
+        Setup { dir, health_port }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yaml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn dead_letters(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.data_dir().join("dead-letters.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("dead letter line is JSON"))
+            .collect()
+    }
+
+    pub fn checkpoint(&self) -> Option<Value> {
+        std::fs::read_to_string(self.data_dir().join("checkpoint.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+    }
+
+    pub fn start(&self) -> Pikachu {
+        Pikachu::spawn(self, &[])
+    }
+}
+
+fn split_sections(yaml: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in yaml.lines() {
+        if !line.starts_with(' ') && !line.trim().is_empty() {
+            out.push(String::new());
+        }
+        if let Some(last) = out.last_mut() {
+            last.push_str(line);
+            last.push('\n');
+        }
+    }
+    out
+}
+
+/// The real binary as a child process.
+pub struct Pikachu {
+    child: Option<Child>,
+    log_path: PathBuf,
+    health_port: u16,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_pikachu")
+}
+
+impl Pikachu {
+    pub fn spawn(setup: &Setup, extra_args: &[&str]) -> Pikachu {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let log_path = setup.dir.path().join(format!("pikachu-{n}.log"));
+        let log = std::fs::File::create(&log_path).expect("create log file");
+        let child = Command::new(binary())
+            .arg("-config")
+            .arg(setup.config_path())
+            .args(extra_args)
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn pikachu");
+        let p = Pikachu { child: Some(child), log_path, health_port: setup.health_port };
+        p.wait_until_healthy(Duration::from_secs(30));
+        p
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn health(&self) -> Option<(u16, Value)> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(2)))
+            .build()
+            .into();
+        let mut resp = agent.get(&format!("http://127.0.0.1:{}/health", self.health_port)).call().ok()?;
+        let status = resp.status().as_u16();
+        let text = resp.body_mut().read_to_string().ok()?;
+        let body: Value = serde_json::from_str(&text).ok()?;
+        Some((status, body))
+    }
+
+    pub fn wait_until_healthy(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((200, _)) = self.health() {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!("pikachu did not become healthy within {timeout:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `/health` answers with `status` (e.g. 503 while disconnected).
+    pub fn wait_for_health_status(&self, status: u16, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.health().map(|(s, _)| s) == Some(status) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("/health never answered {status} within {timeout:?}; log:\n{}", self.log());
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status();
+    }
+
+    pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().expect("child");
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("pikachu did not exit within {timeout:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Pikachu {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs the binary to completion with `args`; returns (exit code, stdout, stderr).
+pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(binary()).args(args).envs(env.iter().copied()).output().expect("run pikachu");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
