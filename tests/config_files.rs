@@ -237,21 +237,24 @@ fn the_prod_config_takes_its_secrets_from_the_environment() {
 
 #[test]
 fn every_config_in_conf_loads() {
+    // conf/ and its subdirectories (conf/dev/): every config there must load as shipped.
     let mut loaded = 0;
-    let entries = std::fs::read_dir(conf("")).expect("read conf/");
-    for entry in entries {
-        let path = entry.expect("read conf/ entry").path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        if !name.ends_with(".yaml") || name == "tasks.yaml" {
-            continue;
+    let mut dirs = vec![conf("")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read a conf/ directory") {
+            let path = entry.expect("read conf/ entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let name = path.display().to_string();
+            if !name.ends_with(".yaml") || name.ends_with("tasks.yaml") {
+                continue;
+            }
+            let c = load_env(&path, &[]);
+            assert!(!c.tasks.is_empty(), "{name} yields no tasks");
+            loaded += 1;
         }
-        let c = load_env(&path, &[]);
-        assert!(!c.tasks.is_empty(), "{name} yields no tasks");
-        loaded += 1;
     }
     assert!(loaded >= 4, "only {loaded} configs found in conf/");
 }
