@@ -76,11 +76,14 @@ pub trait SchemaLookup {
     fn columns(&mut self, database: &str, table: &str) -> Result<Option<InfoTableRows>, String>;
 }
 
+/// One `information_schema.COLUMNS` row: COLUMN_NAME, DATA_TYPE, COLUMN_TYPE,
+/// CHARACTER_SET_NAME, DATETIME_PRECISION.
+pub type InfoColumnRow = (String, String, String, Option<String>, Option<u64>);
+
 /// Raw rows of the two `information_schema` queries.
 pub struct InfoTableRows {
-    /// COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, DATETIME_PRECISION in
-    /// ordinal order.
-    pub columns: Vec<(String, String, String, Option<String>, Option<u64>)>,
+    /// The columns in ordinal order.
+    pub columns: Vec<InfoColumnRow>,
     /// Primary key column names in key order.
     pub primary_key: Vec<String>,
 }
@@ -93,6 +96,10 @@ pub struct MysqlLookup {
 
 impl MysqlLookup {
     pub fn new(opts: mysql::Opts) -> Self {
+        // Names and labels become JSON strings, so they must arrive as UTF-8 whatever
+        // `database.charset` says: with `latin1` a name like `größe` comes back as
+        // latin1 bytes, fails to convert, and every row of the table is refused.
+        let opts = mysql::OptsBuilder::from_opts(opts).init(vec!["SET NAMES utf8mb4"]).into();
         MysqlLookup { opts, conn: None }
     }
 
@@ -104,7 +111,7 @@ impl MysqlLookup {
             Some(c) => c,
             None => return Ok(None),
         };
-        let columns: Vec<(String, String, String, Option<String>, Option<u64>)> = conn.exec(
+        let columns: Vec<InfoColumnRow> = conn.exec(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, DATETIME_PRECISION \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY ORDINAL_POSITION",

@@ -120,7 +120,16 @@ impl MariaDb {
     /// Runs one or more statements (separated by `;` as the server takes them).
     pub fn exec(&self, sql: &str) {
         let mut c = self.conn();
-        c.query_drop(sql).unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
+        // query_drop reports only the first statement's error: walk every result set so
+        // that a failing later statement fails the test here, not three steps later.
+        let mut result = c.query_iter(sql).unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
+        while let Some(set) = result.iter() {
+            for row in set {
+                if let Err(e) = row {
+                    panic!("SQL failed: {e}\n{sql}");
+                }
+            }
+        }
     }
 
     pub fn query_strings(&self, sql: &str) -> Vec<Vec<Option<String>>> {
