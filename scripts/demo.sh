@@ -56,8 +56,9 @@ i=0
 while true; do
   i=$((i + 1))
   sql "INSERT INTO pikachu_demo.users (name, email) VALUES ('user $i', 'user$i@example.com');
-       UPDATE pikachu_demo.users SET name = CONCAT(name, ' (renamed)') WHERE id = LAST_INSERT_ID();
-       INSERT INTO pikachu_demo.orders (user_id, amount, status) VALUES (LAST_INSERT_ID(), $i.50, 'new');
-       DELETE FROM pikachu_demo.users WHERE id <= LAST_INSERT_ID() - 3;" >/dev/null
+       SET @u = LAST_INSERT_ID();
+       UPDATE pikachu_demo.users SET name = CONCAT(name, ' (renamed)') WHERE id = @u;
+       INSERT INTO pikachu_demo.orders (user_id, amount, status) VALUES (@u, $i.50, 'new');
+       DELETE FROM pikachu_demo.users WHERE id + 3 <= @u;" >/dev/null
   sleep 2
 done

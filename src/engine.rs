@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mysql::prelude::Queryable;
 
 use crate::checkpoint::{self, CheckpointError, Tracker};
 use crate::config::Config;
@@ -178,6 +177,8 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
             return Err(EngineError::Reader(ReaderError::DispatcherGone));
         }
     };
+    // Raised already when a signal (not a fatal error) ended reading.
+    let signalled = stop.is_raised();
     // Nothing more will be read: let the deadline run from here if a fatal error, not a
     // signal, ended reading.
     stop.raise();
@@ -202,7 +203,13 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         );
     }
     log::info!("stopped; checkpoint at {}:{}", safe.file, safe.pos);
-    result.map_err(EngineError::Reader)
+    match result {
+        // The shutdown deadline passed while the reader waited for a full queue: the
+        // deliveries it could not hand over were given up on purpose, and the
+        // checkpoint stops before them. A signal asked for this stop: it is clean.
+        Err(ReaderError::DispatcherGone) if signalled => Ok(()),
+        other => other.map_err(EngineError::Reader),
+    }
 }
 
 /// First SIGINT/SIGTERM: stop reading at the next transaction boundary and drain.
@@ -237,118 +244,9 @@ fn spawn_deadline(stop: Arc<Signal>, abort: Arc<Signal>, timeout: Duration) {
     }
 }
 
-/// `pikachu check`: one line per check; returns the exit status.
+/// `pikachu check`: one line per check; returns the exit status (see `crate::check`).
 pub fn check(cfg: &Config, out: &mut dyn Write) -> u8 {
-    let mut failed_db = false;
-    let mut line = |ok: bool, what: &str, detail: &str| {
-        let _ = writeln!(out, "{} {what}{}{detail}", if ok { "OK  " } else { "FAIL" }, if detail.is_empty() { "" } else { ": " });
-    };
-    for t in &cfg.tasks {
-        line(true, &format!("task {} callback URL", t.task_id), &t.callback_url);
-    }
-    let mut conn = match connect(cfg) {
-        Ok(c) => {
-            line(true, "connection and login", &format!("{}:{}", cfg.database.host, cfg.database.port));
-            c
-        }
-        Err(e) => {
-            line(false, "connection and login", &format!("{e}; check database.host/port/user/password and that the server accepts TCP connections"));
-            return EXIT_DATABASE;
-        }
-    };
-    let info = match ServerInfo::read(&mut conn) {
-        Ok(i) => i,
-        Err(e) => {
-            line(false, "server variables", &e.to_string());
-            return EXIT_DATABASE;
-        }
-    };
-    line(true, "server version", &info.version);
-    match privileges(&mut conn, &cfg.database.user) {
-        Ok(missing) if missing.is_empty() => line(true, "privileges", "SELECT, REPLICATION SLAVE, REPLICATION CLIENT"),
-        Ok(missing) => {
-            failed_db = true;
-            let client = if info.is_mariadb { "BINLOG MONITOR" } else { "REPLICATION CLIENT" };
-            let missing: Vec<&str> = missing.iter().map(|m| if *m == "REPLICATION CLIENT" { client } else { m }).collect();
-            line(
-                false,
-                "privileges",
-                &format!(
-                    "missing {}; run: GRANT SELECT, REPLICATION SLAVE, {client} ON *.* TO '{}'@'%';",
-                    missing.join(", "),
-                    cfg.database.user
-                ),
-            );
-        }
-        Err(e) => line(false, "privileges", &format!("cannot read SHOW GRANTS: {e}")),
-    }
-    line(info.log_bin, "log_bin", if info.log_bin { "ON" } else { "OFF: start the server with --log-bin" });
-    let row = info.binlog_format == "ROW";
-    line(row, "binlog_format", &if row { "ROW".to_owned() } else { format!("{}: SET GLOBAL binlog_format = 'ROW' (and in the server config)", info.binlog_format) });
-    let full = info.binlog_row_image == "FULL";
-    line(full, "binlog_row_image", &if full { "FULL".to_owned() } else { format!("{}: SET GLOBAL binlog_row_image = 'FULL' for whole rows", info.binlog_row_image) });
-    if let Some(m) = &info.binlog_row_metadata {
-        let ok = m == "FULL";
-        line(ok, "binlog_row_metadata", &if ok { "FULL".to_owned() } else { format!("{m}: names will come from information_schema; SET GLOBAL binlog_row_metadata = 'FULL' is better") });
-    }
-    if info.log_bin_compress {
-        failed_db = true;
-        line(false, "log_bin_compress", "ON: SET GLOBAL log_bin_compress = OFF");
-    }
-    failed_db |= !info.log_bin || !row || !full;
-    for t in &cfg.tasks {
-        let exists: Result<Option<u8>, _> = conn.exec_first(
-            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (&t.database, &t.table),
-        );
-        match exists {
-            Ok(Some(_)) => line(true, &format!("task {} table", t.task_id), &format!("`{}`.`{}`", t.database, t.table)),
-            Ok(None) => {
-                failed_db = true;
-                line(false, &format!("task {} table", t.task_id), &format!("`{}`.`{}` does not exist (or the user cannot see it)", t.database, t.table));
-            }
-            Err(e) => {
-                failed_db = true;
-                line(false, &format!("task {} table", t.task_id), &e.to_string());
-            }
-        }
-    }
-    match checkpoint::load(&cfg.data_dir) {
-        Ok(saved) => match preflight::resolve_start(&mut conn, saved.as_ref(), &cfg.start_from) {
-            Ok(cp) => line(true, "start position", &format!("{}:{}{}", cp.file, cp.pos, if saved.is_some() { " (checkpoint)" } else { "" })),
-            Err(e) => {
-                failed_db = true;
-                line(false, "start position", &e.to_string());
-            }
-        },
-        Err(e) => {
-            failed_db = true;
-            line(false, "checkpoint", &e.to_string());
-        }
-    }
-    if failed_db {
-        EXIT_DATABASE
-    } else {
-        0
-    }
-}
-
-/// The privileges pikachu needs that `SHOW GRANTS` does not show.
-fn privileges(conn: &mut mysql::Conn, _user: &str) -> mysql::Result<Vec<&'static str>> {
-    let grants: Vec<String> = conn.query("SHOW GRANTS")?;
-    let all = grants.join("\n").to_ascii_uppercase();
-    let has = |p: &str| all.contains("ALL PRIVILEGES ON *.*") || all.contains(p);
-    let mut missing = Vec::new();
-    if !has("SELECT") {
-        missing.push("SELECT");
-    }
-    if !has("REPLICATION SLAVE") && !has("REPLICATION REPLICA") {
-        missing.push("REPLICATION SLAVE");
-    }
-    if !has("REPLICATION CLIENT") && !has("BINLOG MONITOR") {
-        missing.push("REPLICATION CLIENT");
-    }
-    Ok(missing)
+    crate::check::run(cfg, out)
 }
 
 /// Takes the lock on `data_dir` for the life of the returned file: two daemons (or a

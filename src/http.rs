@@ -542,7 +542,7 @@ pub fn render_prometheus(data: &StatsData, uptime: Duration) -> String {
     p.family(
         "pikachu_source_lag_seconds",
         "gauge",
-        "Seconds the binlog reader is behind the source (commit time of the last event read).",
+        "Seconds the binlog reader is behind the source: now minus the commit time of the last transaction read (0 at a heartbeat); grows while nothing is read.",
     );
     p.sample(
         "pikachu_source_lag_seconds",
@@ -708,7 +708,11 @@ pub fn render_prometheus(data: &StatsData, uptime: Duration) -> String {
     p.sample("pikachu_queue_capacity", &[], data.queue_capacity);
 
     let h = "pikachu_delivery_latency_seconds";
-    p.family(h, "histogram", "Latency of webhook deliveries.");
+    p.family(
+        h,
+        "histogram",
+        "Seconds from a row change being queued for delivery to its 2xx answer (retries included).",
+    );
     let mut cumulative = 0u64;
     for (le, n) in LATENCY_BUCKETS.iter().zip(data.latency.buckets.iter()) {
         cumulative += n;
@@ -902,6 +906,7 @@ mod tests {
             checkpoint_failures: 1,
             last_event_time: Some(UNIX_EPOCH + Duration::new(1_795_428_900, 120_000_000)),
             lag_seconds: 1.5,
+            lag_measured_at: None,
             reconnects: 2,
             binlog_events: 1000,
             schema_unknown: 3,

@@ -6,6 +6,7 @@
 //! Lower modules (`event`, `config`, `stats`, `shutdown`, `encode`, `deadletter`,
 //! `checkpoint`) never import higher ones (`source`, `dispatch`, `http`, `listen`).
 
+pub mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod deadletter;

@@ -180,18 +180,27 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Check(c)) => {
-            let cfg = match load_config(c.config, c.tasks) {
+            // `pikachu -config x check` names the file before the subcommand.
+            let (config, tasks) = (c.config.or(cli.config), c.tasks.or(cli.tasks));
+            let shown = config_path(config.clone());
+            let cfg = match load_config(config, tasks) {
                 Ok(cfg) => cfg,
                 Err(code) => {
-                    println!("FAIL configuration");
+                    println!(
+                        "FAIL configuration: {} is not valid (the problems are listed above, one per line)",
+                        shown.display()
+                    );
                     return code;
                 }
             };
-            println!("OK   configuration ({} tasks)", cfg.tasks.len());
+            println!("OK   configuration: {} ({} tasks)", shown.display(), cfg.tasks.len());
+            for w in &cfg.warnings {
+                println!("WARN configuration: {w}");
+            }
             ExitCode::from(engine::check(&cfg, &mut std::io::stdout()))
         }
         Some(Command::ReplayDeadLetters(r)) => {
-            let cfg = match load_config(r.config, r.tasks) {
+            let cfg = match load_config(r.config.or(cli.config), r.tasks.or(cli.tasks)) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };

@@ -10,8 +10,9 @@ use parking_lot::Mutex;
 use crate::event::ChangeKind;
 
 /// Upper bounds, in seconds, of the delivery-latency histogram buckets.
-pub const LATENCY_BUCKETS: [f64; 12] =
-    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 /// HTTP status classes counted per task: index 0 is a transport error (no answer).
 pub const STATUS_CLASSES: [&str; 5] = ["error", "2xx", "3xx", "4xx", "5xx"];
@@ -79,9 +80,12 @@ pub struct StatsData {
     pub checkpoint_failures: u64,
     /// Wall clock when the last row event of a watched table was read.
     pub last_event_time: Option<SystemTime>,
-    /// Seconds the reader is behind the source (commit time of the last event read,
-    /// or 0 right after a heartbeat at the end of the binlog).
+    /// Seconds the reader was behind the source when last measured (commit time of the
+    /// last transaction read, or 0 on a heartbeat: the server sends one only when it has
+    /// nothing newer). `Stats::snapshot` adds the time passed since `lag_measured_at`.
     pub lag_seconds: f64,
+    /// When `lag_seconds` was measured; `None` before the first measurement.
+    pub lag_measured_at: Option<Instant>,
     pub reconnects: u64,
     pub binlog_events: u64,
     /// Row events whose column names could not be known (dead-lettered).
@@ -103,7 +107,10 @@ impl Stats {
     pub fn new(task_ids: impl IntoIterator<Item = String>, queue_capacity: usize) -> Self {
         let tasks = task_ids
             .into_iter()
-            .map(|task_id| TaskStats { task_id, ..TaskStats::default() })
+            .map(|task_id| TaskStats {
+                task_id,
+                ..TaskStats::default()
+            })
             .collect();
         Stats {
             started: Instant::now(),
@@ -116,8 +123,25 @@ impl Stats {
     }
 
     /// A consistent copy for rendering, taken without holding the lock while rendering.
+    ///
+    /// The lag in the copy grows with the time since it was measured: a reader that is
+    /// stuck (paused by backpressure, disconnected, or on a silent connection) falls
+    /// further behind every second, and a frozen figure would hide exactly that. While
+    /// streaming, a commit or a heartbeat at least every heartbeat period resets it.
     pub fn snapshot(&self) -> StatsData {
-        self.data.lock().clone()
+        let mut d = self.data.lock().clone();
+        if let Some(at) = d.lag_measured_at {
+            d.lag_seconds += at.elapsed().as_secs_f64();
+        }
+        d
+    }
+
+    /// The reader is `lag` seconds behind the source as of now: the commit time of the
+    /// transaction just read, or 0 on a heartbeat.
+    pub fn set_lag(&self, lag: f64) {
+        let mut d = self.data.lock();
+        d.lag_seconds = lag;
+        d.lag_measured_at = Some(Instant::now());
     }
 
     pub fn uptime(&self) -> Duration {
@@ -133,7 +157,29 @@ impl Stats {
     pub fn count_captured(&self, task: usize, kind: ChangeKind) {
         let mut d = self.data.lock();
         d.tasks[task].captured[kind.index()] += 1;
-        d.queue_depth += 1;
         d.last_event_time = Some(SystemTime::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_keeps_growing_until_the_next_measurement() {
+        let stats = Stats::new(["t".to_owned()], 10);
+        assert_eq!(stats.snapshot().lag_seconds, 0.0, "no measurement yet");
+        stats.set_lag(2.0);
+        std::thread::sleep(Duration::from_millis(30));
+        let lag = stats.snapshot().lag_seconds;
+        assert!(
+            lag >= 2.03,
+            "a reader that reads nothing falls behind: {lag}"
+        );
+        // A heartbeat says "caught up" again.
+        stats.set_lag(0.0);
+        assert!(stats.snapshot().lag_seconds < 2.0);
+        // The stored figure itself is the measurement; only the copy is aged.
+        assert_eq!(stats.data.lock().lag_seconds, 0.0);
     }
 }
