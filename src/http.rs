@@ -837,37 +837,16 @@ fn decimal(v: u128, digits: u32) -> String {
 pub(crate) fn rfc3339(t: SystemTime, fraction: bool) -> String {
     // Before 1970 only with a broken clock; the epoch is a visible, harmless answer.
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, mo, d) = civil_from_days(days as i64);
-    let mut s = format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
+    let mut s = crate::encode::rfc3339_utc(since.as_secs() as i64);
     let nanos = since.subsec_nanos();
     if fraction && nanos != 0 {
+        s.pop(); // the Z, put back after the fraction
         let frac = format!("{nanos:09}");
         s.push('.');
         s.push_str(frac.trim_end_matches('0'));
+        s.push('Z');
     }
-    s.push('Z');
     s
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
