@@ -67,7 +67,10 @@ start() {
   fi
   if [ ! -d "$datadir/data/mysql" ]; then
     say "initialising $datadir/data"
-    mariadb-install-db --no-defaults --user=root --datadir="$datadir/data" \
+    # A private tmpdir: bootstraps running side by side in the shared /tmp fail now
+    # and then ("Unknown table 'mysql.tmp_user_sys'").
+    mkdir -p "$datadir/tmp"
+    mariadb-install-db --no-defaults --user=root --datadir="$datadir/data" --tmpdir="$datadir/tmp" \
       --auth-root-authentication-method=normal --skip-test-db >"$datadir/install.log" 2>&1 \
       || { cat "$datadir/install.log" >&2; exit 1; }
   fi

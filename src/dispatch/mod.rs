@@ -10,10 +10,12 @@
 //! worker → tracker/stats/dead letters. Nothing here blocks the reader except a full
 //! queue (backpressure) and an update that changes a primary key (a barrier).
 //!
-//! `stats.queue_depth`: the reader's `Stats::count_captured` adds one per delivery before
-//! routing it; a worker subtracts the deliveries it takes off its queue when it starts
-//! sending them (an event gathered into a batch still counts as queued until the batch
-//! is sent); `route` subtracts a delivery it could not queue.
+//! `stats.queue_depth`: the number of deliveries sitting in the worker queues, as the
+//! Go tool's `len(eventChan)`. Whoever changes a queue (`route` after a send, a worker
+//! after taking from it) stores that queue's current length under the stats lock and
+//! sums them, so the figure is always a length the queues really had: never above their
+//! capacity, and exact once nothing moves. Deliveries a worker holds (being sent, or
+//! gathered into a batch) are not queued any more.
 
 mod retry;
 mod worker;
@@ -22,12 +24,14 @@ mod worker;
 mod tests;
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{SendTimeoutError, Sender};
 use ureq::http::{HeaderName, HeaderValue, Uri};
 
 use crate::checkpoint::Tracker;
@@ -108,6 +112,52 @@ struct Shared {
     agent: ureq::Agent,
     /// By task index, as in `Config::tasks`.
     targets: Vec<Target>,
+    /// The last length seen of each worker's queue; written only under the stats lock.
+    queue_lens: Vec<AtomicU64>,
+    /// How many deliveries a worker may set aside behind failing keys (the capacity of
+    /// its queue): with them, memory stays bounded by twice the queues.
+    hold_limit: usize,
+    /// Deliveries routed and not yet complete, by key hash: what an update that changes
+    /// a primary key waits for (its two keys only, not a failing third key).
+    in_flight: parking_lot::Mutex<HashMap<u64, usize>>,
+    /// Notified when a key's last delivery in flight completes.
+    key_idle: parking_lot::Condvar,
+}
+
+impl Shared {
+    /// Workers: these deliveries are complete (delivered or dead-lettered).
+    fn keys_complete<'a>(&self, keys: impl Iterator<Item = &'a u64>) {
+        let mut map = self.in_flight.lock();
+        let mut idle = false;
+        for key in keys {
+            if let Some(n) = map.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(key);
+                    idle = true;
+                }
+            }
+        }
+        drop(map);
+        if idle {
+            self.key_idle.notify_all();
+        }
+    }
+
+    /// Records that worker `index`'s queue now holds `len` deliveries and publishes the
+    /// total as `queue_depth`. `len` must be read while the stats lock is held (hence
+    /// the closure), so that the last store for a queue is also its latest length.
+    fn record_queue_len(&self, index: usize, len: impl FnOnce() -> usize) {
+        let mut d = self.ctx.stats.data.lock();
+        if let Some(slot) = self.queue_lens.get(index) {
+            slot.store(len() as u64, Ordering::Relaxed);
+        }
+        d.queue_depth = self
+            .queue_lens
+            .iter()
+            .map(|l| l.load(Ordering::Relaxed))
+            .sum();
+    }
 }
 
 /// One task's request recipe, validated once at start.
@@ -137,8 +187,13 @@ const RESERVED_HEADERS: [&str; 8] = [
     "host",
 ];
 
-/// How long `route` sleeps between checks of `abort` while it waits at a barrier.
+/// How long `route` sleeps between checks of `abort` while it waits at a barrier or on
+/// a full queue.
 const BARRIER_POLL: Duration = Duration::from_millis(100);
+
+/// After `abort`, how long `finish` still waits for workers stuck in a request before
+/// leaving them behind (a hung receiver must not hold shutdown for `timeout`).
+const ABORT_GRACE: Duration = Duration::from_millis(500);
 
 impl Target {
     fn new(task: &Task, default_secret: Option<&Secret>) -> Result<Target, DispatchError> {
@@ -238,6 +293,10 @@ impl Dispatcher {
             ctx,
             agent,
             targets,
+            queue_lens: (0..worker_count).map(|_| AtomicU64::new(0)).collect(),
+            hold_limit: capacity,
+            in_flight: parking_lot::Mutex::new(HashMap::new()),
+            key_idle: parking_lot::Condvar::new(),
         });
 
         let mut senders = Vec::with_capacity(worker_count);
@@ -277,36 +336,52 @@ impl Dispatcher {
 
     /// Queues a delivery on the worker that owns its (task, primary key). Blocks while
     /// that worker's queue is full (backpressure). An update that changes the primary
-    /// key waits until everything before it is complete, and is itself complete before
-    /// `route` returns, so no later change of either key can overtake it.
+    /// key waits until every earlier change of its old and its new key is complete, and
+    /// is itself complete before `route` returns, so it overtakes nothing and no later
+    /// change of either key can overtake it; other keys, failing or not, do not matter.
     /// Returns false when the workers are gone (abort), true otherwise.
     ///
-    /// Deliveries must be routed in sequence-number order (the order `Tracker::begin`
-    /// handed them out): the barrier waits for every smaller number. The barrier can
-    /// wait as long as an earlier delivery keeps being retried; only `abort` ends it.
+    /// The barrier can wait as long as an earlier change of those keys keeps being
+    /// retried (reading pauses meanwhile); only `abort` ends it.
     pub fn route(&self, delivery: Delivery) -> bool {
         let queued = Instant::now();
-        let worker = self.worker_for(&delivery);
-        let seq = delivery.seq;
+        let key = key_hash(&delivery);
+        let worker = (key % self.senders.len() as u64) as usize;
         let barrier = delivery.change.changes_primary_key();
-        if barrier && !self.wait_complete_below(seq) {
-            self.refused();
+        if barrier && !self.wait_keys_idle(&[old_key_hash(&delivery), key]) {
             return false;
         }
-        // Blocking send: never drops, never times out. A worker that exits (abort)
-        // drops its receiver, which ends the wait with an error.
-        if self.senders[worker]
-            .send(Item { delivery, queued })
-            .is_err()
-        {
-            self.refused();
-            return false;
+        // Counted before the worker can see it, so its completion always finds it.
+        *self.shared.in_flight.lock().entry(key).or_insert(0) += 1;
+        // Blocks while the queue is full: never drops, never gives up, except on abort
+        // (checked between waits: a worker stuck in a request to a hung receiver never
+        // drops its queue, so a disconnect alone would not end the wait).
+        let sender = &self.senders[worker];
+        let mut item = Item {
+            delivery,
+            queued,
+            key,
+        };
+        loop {
+            match sender.send_timeout(item, BARRIER_POLL) {
+                Ok(()) => break,
+                Err(SendTimeoutError::Timeout(back)) => {
+                    if self.shared.ctx.abort.is_raised() {
+                        return false;
+                    }
+                    item = back;
+                }
+                Err(SendTimeoutError::Disconnected(_)) => return false,
+            }
         }
-        !barrier || self.wait_complete_below(seq + 1)
+        self.shared.record_queue_len(worker, || sender.len());
+        !barrier || self.wait_keys_idle(&[key])
     }
 
     /// Closes the queues and waits for the workers to drain them. Workers keep
-    /// retrying until `abort` is raised.
+    /// retrying until `abort` is raised; a worker still inside a request `ABORT_GRACE`
+    /// after that is left behind (its events stay incomplete, so the checkpoint does
+    /// not pass them and a restart sends them again).
     pub fn finish(self) {
         let Dispatcher {
             senders,
@@ -314,46 +389,56 @@ impl Dispatcher {
             shared,
         } = self;
         drop(senders);
-        for handle in workers {
-            let name = handle.thread().name().unwrap_or("worker").to_owned();
-            if handle.join().is_err() {
-                log::error!("dispatch {name} stopped by a panic; its undelivered events stay unacknowledged");
+        let mut running = workers;
+        let mut aborted_at: Option<Instant> = None;
+        loop {
+            let (done, rest): (Vec<_>, Vec<_>) =
+                running.into_iter().partition(JoinHandle::is_finished);
+            running = rest;
+            for handle in done {
+                let name = handle.thread().name().unwrap_or("worker").to_owned();
+                if handle.join().is_err() {
+                    log::error!("dispatch {name} stopped by a panic; its undelivered events stay unacknowledged");
+                }
             }
+            if running.is_empty() {
+                break;
+            }
+            if shared.ctx.abort.is_raised() {
+                let since = *aborted_at.get_or_insert_with(Instant::now);
+                if since.elapsed() >= ABORT_GRACE {
+                    log::warn!(
+                        "{} dispatch worker(s) still wait for a receiver's answer after the \
+                         shutdown deadline; their events are sent again after a restart",
+                        running.len()
+                    );
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         shared.ctx.stats.data.lock().dispatcher_running = false;
     }
 
-    /// The worker that owns this delivery's (task, primary key); the task alone for a
-    /// table without a primary key, so such a task's changes stay in order.
+    /// The worker that owns this delivery's (task, primary key).
+    #[cfg(test)]
     fn worker_for(&self, delivery: &Delivery) -> usize {
-        let n = self.senders.len();
-        if n == 1 {
-            return 0;
-        }
-        // SipHash with fixed keys: the same key maps to the same worker for the whole run.
-        let mut h = DefaultHasher::new();
-        delivery.task.hash(&mut h);
-        hash_primary_key(&delivery.change, &mut h);
-        (h.finish() % n as u64) as usize
+        (key_hash(delivery) % self.senders.len() as u64) as usize
     }
 
-    /// Waits until every delivery numbered below `seq` is complete; false on abort.
-    fn wait_complete_below(&self, seq: u64) -> bool {
-        let ctx = &self.shared.ctx;
+    /// Waits until no delivery of these keys is in flight; false on abort.
+    fn wait_keys_idle(&self, keys: &[u64]) -> bool {
+        let shared = &self.shared;
+        let mut map = shared.in_flight.lock();
         loop {
-            if ctx.tracker.wait_below(seq, BARRIER_POLL) {
+            if keys.iter().all(|k| !map.contains_key(k)) {
                 return true;
             }
-            if ctx.abort.is_raised() {
+            if shared.ctx.abort.is_raised() {
                 return false;
             }
+            shared.key_idle.wait_for(&mut map, BARRIER_POLL);
         }
-    }
-
-    /// A delivery counted as captured that will never reach a queue.
-    fn refused(&self) {
-        let mut d = self.shared.ctx.stats.data.lock();
-        d.queue_depth = d.queue_depth.saturating_sub(1);
     }
 }
 
@@ -401,17 +486,40 @@ pub fn replay(config: &Config, letter: &DeadLetter) -> Result<(), DeadLetter> {
     Err(kept)
 }
 
+/// The hash of a delivery's (task, primary key); the task alone for a table without a
+/// primary key, so such a task's changes stay in order. It picks the worker (modulo the
+/// worker count) and, inside the worker, which deliveries must wait for each other.
+/// SipHash with fixed keys: the same key hashes the same for the whole run.
+fn key_hash(delivery: &Delivery) -> u64 {
+    let mut h = DefaultHasher::new();
+    delivery.task.hash(&mut h);
+    hash_primary_key(&delivery.change, &mut h);
+    h.finish()
+}
+
+/// `key_hash` of the row as it was before an update that changes its primary key: the
+/// hash every earlier change of the old key got.
+fn old_key_hash(delivery: &Delivery) -> u64 {
+    let mut h = DefaultHasher::new();
+    delivery.task.hash(&mut h);
+    for &i in &delivery.change.table.primary_key {
+        hash_value(column(&delivery.change.before, i), &mut h);
+    }
+    h.finish()
+}
+
+fn column(image: &Option<RowImage>, i: usize) -> Option<&Value> {
+    image
+        .as_ref()
+        .and_then(|row| row.get(i))
+        .and_then(Option::as_ref)
+}
+
 /// Feeds the primary-key values of `change` into `h`. Each key column is taken from the
 /// new row, or from the old row when the new image lacks it (`binlog_row_image=MINIMAL`
 /// updates carry only changed columns in the new image), so every change of one row
 /// hashes the same whatever image it came with.
 fn hash_primary_key(change: &RowChange, h: &mut impl Hasher) {
-    fn column(image: &Option<RowImage>, i: usize) -> Option<&Value> {
-        image
-            .as_ref()
-            .and_then(|row| row.get(i))
-            .and_then(Option::as_ref)
-    }
     for &i in &change.table.primary_key {
         hash_value(column(&change.after, i).or(column(&change.before, i)), h);
     }

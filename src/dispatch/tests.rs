@@ -808,6 +808,200 @@ fn an_update_of_the_primary_key_is_not_overtaken_and_overtakes_nothing() {
 }
 
 #[test]
+fn a_failing_key_does_not_hold_back_other_keys_of_its_worker_and_keeps_its_order() {
+    // Key 1 is refused until it was tried 4 times; the other keys are accepted.
+    let tries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t = tries.clone();
+    let hook = Hook::start(1, move |r, _| {
+        if r.json()["data"]["id"] == 1 && t.fetch_add(1, Ordering::SeqCst) < 4 {
+            status(503)
+        } else {
+            ok()
+        }
+    });
+    let mut cfg = config(&[hook.url("/")]);
+    // One worker: every key shares it.
+    cfg.dispatcher.worker_count = 1;
+    cfg.dispatcher.queue_size = 10;
+    cfg.dispatcher.max_retries = None;
+    cfg.dispatcher.retry_base_delay = Duration::from_millis(100);
+    cfg.dispatcher.retry_max_delay = Duration::from_millis(100);
+    let mut p = Pipeline::start(cfg);
+    let table = users(true);
+    for (n, key) in [(1, 1), (2, 2), (3, 1), (4, 2), (5, 3), (6, 1)] {
+        p.send(0, insert(&table, key, n));
+    }
+    wait_for("key 1 delivered", || {
+        hook.received()
+            .iter()
+            .filter(|r| id_number(r.event_id()) == 6)
+            .count()
+            == 1
+    });
+    p.finish();
+    let got: Vec<u64> = hook
+        .received()
+        .iter()
+        .map(|r| id_number(r.event_id()))
+        .collect();
+    let first = |n: u64| got.iter().position(|&g| g == n).unwrap();
+    let last = |n: u64| got.iter().rposition(|&g| g == n).unwrap();
+    assert!(
+        last(1) > first(2) && last(1) > first(4) && last(1) > first(5),
+        "the other keys went while key 1 was retried: {got:?}"
+    );
+    assert!(
+        last(1) < first(3) && last(3) < first(6),
+        "key 1 in order, one at a time: {got:?}"
+    );
+    assert_eq!(
+        got.iter().filter(|&&g| g == 1).count(),
+        5,
+        "4 refusals and the delivery"
+    );
+    assert_eq!(p.tracker.outstanding(), 0);
+    assert!(p.dead_letters().is_empty());
+}
+
+#[test]
+fn a_failing_key_holds_back_at_most_the_queue_before_reading_pauses() {
+    let hook = Hook::start(1, |r, _| {
+        if r.json()["data"]["id"] == 1 {
+            status(503)
+        } else {
+            ok()
+        }
+    });
+    let mut cfg = config(&[hook.url("/")]);
+    cfg.dispatcher.worker_count = 1;
+    cfg.dispatcher.queue_size = 3;
+    cfg.dispatcher.max_retries = None;
+    cfg.dispatcher.retry_base_delay = Duration::from_millis(20);
+    cfg.dispatcher.retry_max_delay = Duration::from_millis(20);
+    let p = Pipeline::start(cfg);
+    let table = users(true);
+    // Key 1 is stuck: the worker holds 3 of its changes (the parked one and two set
+    // aside), the queue 3 more; the next one blocks the reader.
+    for n in 1..=6 {
+        p.send(0, insert(&table, 1, n));
+        if n == 1 {
+            wait_for("the first attempt", || hook.count() >= 1);
+        }
+    }
+    let (dispatcher, tracker, abort) = (p.dispatcher(), p.tracker.clone(), p.abort.clone());
+    std::thread::scope(|s| {
+        let blocked = s.spawn(|| {
+            let seq = tracker.begin();
+            dispatcher.route(Delivery {
+                seq,
+                task: 0,
+                change: insert(&table, 1, 7),
+            })
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !blocked.is_finished(),
+            "reading pauses once the worker holds its limit"
+        );
+        abort.raise();
+        assert!(!blocked.join().unwrap());
+    });
+    assert!(
+        hook.received().iter().all(|r| id_number(r.event_id()) == 1),
+        "only key 1 was tried"
+    );
+}
+
+#[test]
+fn a_key_change_waits_for_its_own_keys_only_not_for_a_failing_third_key() {
+    // Key 3 is refused for ever; keys 1 and 2 are accepted.
+    let hook = Hook::start(2, |r, _| {
+        if r.json()["data"]["id"] == 3 {
+            status(503)
+        } else {
+            ok()
+        }
+    });
+    let mut cfg = config(&[hook.url("/")]);
+    cfg.dispatcher.worker_count = 2;
+    cfg.dispatcher.max_retries = None;
+    cfg.dispatcher.retry_base_delay = Duration::from_millis(20);
+    cfg.dispatcher.retry_max_delay = Duration::from_millis(50);
+    let p = Pipeline::start(cfg);
+    let table = users(true);
+    p.send(0, insert(&table, 3, 1));
+    wait_for("key 3 refused", || hook.count() >= 2);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            p.send(0, insert(&table, 1, 2));
+            let moved = p.send(0, update(&table, 1, 2, 3));
+            let _ = tx.send(p.tracker.wait_below(moved, Duration::ZERO));
+            p.send(0, update(&table, 2, 2, 4));
+        });
+        let done = rx.recv_timeout(Duration::from_secs(10));
+        if done.is_ok() {
+            wait_for("the new key's next change", || {
+                hook.received().iter().any(|r| id_number(r.event_id()) == 4)
+            });
+        }
+        p.abort.raise();
+        assert_eq!(
+            done,
+            Ok(false),
+            "the key change went through while key 3 (earlier) was failing"
+        );
+    });
+    let got: Vec<u64> = hook
+        .received()
+        .iter()
+        .map(|r| id_number(r.event_id()))
+        .filter(|&n| n != 1)
+        .collect();
+    assert_eq!(got, [2, 3, 4], "old key, key change, new key: in order");
+}
+
+#[test]
+fn queue_depth_never_exceeds_the_queue_capacity() {
+    let hook = Hook::start(1, |_, _| {
+        std::thread::sleep(Duration::from_millis(1));
+        ok()
+    });
+    let mut cfg = config(&[hook.url("/")]);
+    cfg.dispatcher.worker_count = 2;
+    cfg.dispatcher.queue_size = 4;
+    let mut p = Pipeline::start(cfg);
+    let capacity = p.stats.snapshot().queue_capacity;
+    assert_eq!(capacity, 4);
+    let stats = p.stats.clone();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watching = done.clone();
+    // Samples the published depth while the reader side is blocked on full queues.
+    let watcher = std::thread::spawn(move || {
+        let mut max = 0;
+        while !watching.load(std::sync::atomic::Ordering::SeqCst) {
+            max = max.max(stats.snapshot().queue_depth);
+            std::thread::yield_now();
+        }
+        max
+    });
+    let table = users(true);
+    for n in 1..=300u64 {
+        p.send(0, insert(&table, (n % 7) as i64, n));
+    }
+    p.finish();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let max = watcher.join().expect("watcher");
+    assert!(max > 0, "the queues were used");
+    assert!(
+        max <= capacity,
+        "queue_depth {max} above capacity {capacity}"
+    );
+    assert_eq!(p.stats.snapshot().queue_depth, 0, "empty at the end");
+    assert_eq!(hook.received().len(), 300);
+}
+
+#[test]
 fn tiny_queues_and_a_slow_receiver_lose_nothing() {
     let hook = Hook::start(1, |_, _| {
         std::thread::sleep(Duration::from_millis(2));

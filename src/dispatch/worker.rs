@@ -2,16 +2,22 @@
 //! one task, sends each request until it is delivered or finally fails, dead-letters
 //! failures, and completes sequence numbers.
 //!
-//! A worker handles one request at a time, so the deliveries of one queue (one key)
-//! are never sent concurrently nor out of order. It completes a sequence number only
-//! after a 2xx or after the dead letter is on disk; on abort it leaves the rest
-//! incomplete, so the checkpoint does not pass them and a restart sends them again.
+//! A worker sends one request at a time, so one key's deliveries (all on this worker)
+//! are never sent concurrently. A request to be retried is parked until its next
+//! attempt and the worker goes on with other keys; later deliveries of the parked
+//! request's keys wait behind it, in queue order, so one key's order holds while a
+//! failing key holds back the others sharing its worker only once `hold_limit`
+//! deliveries are set aside (then the queue fills and reading pauses). It completes a
+//! sequence number only after a 2xx or after the dead letter is on disk; on abort it
+//! leaves the rest incomplete, so the checkpoint does not pass them and a restart sends
+//! them again.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use super::retry::{error_verdict, parse_retry_after, status_verdict, Backoff, Verdict, XorShift};
 use super::{Shared, Target};
@@ -23,6 +29,9 @@ use crate::stats::status_class;
 pub(super) struct Item {
     pub(super) delivery: Delivery,
     pub(super) queued: Instant,
+    /// Hash of (task, primary key): deliveries with the same key go one at a time, in
+    /// queue order.
+    pub(super) key: u64,
 }
 
 /// At most this much of a response body is read to keep the connection; a larger one
@@ -32,9 +41,8 @@ const MAX_RESPONSE_BODY: u64 = 1 << 20;
 /// How much of a failed response's body goes into the dead letter's `error`.
 const ERROR_SNIPPET: usize = 200;
 
-/// How a request ended.
+/// How dead-lettering a request ended.
 enum Ending {
-    Delivered,
     DeadLettered,
     /// Abort raised: the request's events stay incomplete.
     Aborted,
@@ -67,10 +75,15 @@ impl Attempt {
 pub(super) fn run(index: usize, queue: Receiver<Item>, shared: Arc<Shared>) {
     let _running = PanicGuard(&shared);
     let mut worker = Worker {
+        index,
         shared: &shared,
         queue,
         held: None,
         rng: XorShift::seeded(index as u64),
+        parked: Vec::new(),
+        waiting: VecDeque::new(),
+        blocked: HashMap::new(),
+        hold_limit: shared.hold_limit.max(1),
     };
     worker.run();
 }
@@ -87,42 +100,138 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
+/// A request whose last attempt failed with a retryable answer: it waits for `due`
+/// without holding up the worker, and its keys wait with it.
+struct Parked {
+    batch: Vec<Item>,
+    body: Vec<u8>,
+    attempts: u32,
+    backoff: Backoff,
+    due: Instant,
+}
+
+/// What one attempt leads to.
+enum Step {
+    /// Delivered or dead-lettered: its events are complete.
+    Done,
+    /// Try again after this long.
+    Again(Duration),
+    Aborted,
+}
+
+/// How long the worker waits for its queue at most before it looks at `abort` again
+/// while a retry is pending.
+const ABORT_POLL: Duration = Duration::from_millis(200);
+
 struct Worker<'a> {
+    index: usize,
     shared: &'a Shared,
     queue: Receiver<Item>,
     /// A delivery of another task that closed the previous batch: it goes first into
     /// the next one, so the queue order is kept.
     held: Option<Item>,
     rng: XorShift,
+    /// Requests waiting for their next attempt.
+    parked: Vec<Parked>,
+    /// Deliveries taken off the queue whose key is held by a parked request, in queue
+    /// order: they go after it, and before anything later of their key.
+    waiting: VecDeque<Item>,
+    /// Keys of the parked requests, with how many parked requests hold each.
+    blocked: HashMap<u64, usize>,
+    /// At most this many deliveries are held in `parked` and `waiting`; beyond that the
+    /// worker stops taking from its queue (which fills, and the reader pauses).
+    hold_limit: usize,
 }
 
 impl Worker<'_> {
+    /// A failing key does not stop the worker: its request is parked until its next
+    /// attempt is due, and the worker goes on with other keys meanwhile. One key's
+    /// deliveries still go one at a time and in queue order.
     fn run(&mut self) {
+        let mut open = true;
         loop {
-            let first = match self.held.take() {
-                Some(item) => item,
-                // Disconnected: `finish` closed the queue and it is drained.
-                None => match self.queue.recv() {
+            if self.shared.ctx.abort.is_raised() {
+                return;
+            }
+            let now = Instant::now();
+            if let Some(i) = self.due_index(now) {
+                let parked = self.parked.swap_remove(i);
+                if !self.retry(parked) {
+                    return;
+                }
+                continue;
+            }
+            let next_due = self.parked.iter().map(|p| p.due).min();
+            let room = self.held_count() < self.hold_limit;
+            let first = if let Some(item) = self.held.take() {
+                item
+            } else if open && room {
+                let wait = match next_due {
+                    Some(due) => self.queue.recv_deadline(due.min(now + ABORT_POLL)),
+                    None => self
+                        .queue
+                        .recv()
+                        .map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match wait {
                     Ok(item) => item,
-                    Err(_) => return,
-                },
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    // `finish` closed the queue and it is drained; what is parked is
+                    // still tried until it is done or abort.
+                    Err(RecvTimeoutError::Disconnected) => {
+                        open = false;
+                        continue;
+                    }
+                }
+            } else {
+                match next_due {
+                    Some(due) => {
+                        if !self
+                            .shared
+                            .ctx
+                            .abort
+                            .sleep(due.saturating_duration_since(now))
+                        {
+                            return;
+                        }
+                        continue;
+                    }
+                    None if !open => return,
+                    // Nothing parked means nothing held: there is room.
+                    None => continue,
+                }
             };
             if self.shared.ctx.abort.is_raised() {
                 return;
             }
-            let batch = self.gather(first);
-            {
-                let mut d = self.shared.ctx.stats.data.lock();
-                d.queue_depth = d.queue_depth.saturating_sub(batch.len() as u64);
+            let queue = &self.queue;
+            if self.blocked.contains_key(&first.key) {
+                self.waiting.push_back(first);
+                self.shared.record_queue_len(self.index, || queue.len());
+                continue;
             }
-            if let Ending::Aborted = self.send(&batch) {
+            let batch = self.gather(first);
+            let queue = &self.queue;
+            self.shared.record_queue_len(self.index, || queue.len());
+            if !self.send_new(batch) {
                 return;
             }
         }
     }
 
+    fn held_count(&self) -> usize {
+        self.waiting.len() + self.parked.iter().map(|p| p.batch.len()).sum::<usize>()
+    }
+
+    /// The parked request due first, if it is due by `now`.
+    fn due_index(&self, now: Instant) -> Option<usize> {
+        let (i, p) = self.parked.iter().enumerate().min_by_key(|(_, p)| p.due)?;
+        (p.due <= now).then_some(i)
+    }
+
     /// With `batch_size` > 1: `first` and what follows it of the same task, up to
-    /// `batch_size`, waiting at most `batch_timeout` from now for more.
+    /// `batch_size`, waiting at most `batch_timeout` from now for more. Deliveries of
+    /// a blocked key are set aside in `waiting` instead.
     fn gather(&mut self, first: Item) -> Vec<Item> {
         let dc = &self.shared.ctx.config.dispatcher;
         let mut batch = vec![first];
@@ -140,6 +249,10 @@ impl Worker<'_> {
                     Err(_) => break,
                 },
             };
+            if self.blocked.contains_key(&next.key) {
+                self.waiting.push_back(next);
+                continue;
+            }
             if next.delivery.task != batch[0].delivery.task {
                 self.held = Some(next);
                 break;
@@ -149,66 +262,139 @@ impl Worker<'_> {
         batch
     }
 
-    /// Sends one request for `batch` until it is delivered, finally fails, or abort.
-    fn send(&mut self, batch: &[Item]) -> Ending {
+    /// First attempt of a new request; parks it when it is to be tried again.
+    /// False on abort.
+    fn send_new(&mut self, batch: Vec<Item>) -> bool {
+        let dc = &self.shared.ctx.config.dispatcher;
+        let target = &self.shared.targets[batch[0].delivery.task];
+        let body = encode(&batch, target, dc.batch_size > 1);
+        let mut backoff = Backoff::new(dc.retry_base_delay, dc.retry_max_delay);
+        match self.attempt(&batch, &body, 1, &mut backoff) {
+            Step::Done => true,
+            Step::Aborted => false,
+            Step::Again(delay) => {
+                self.park(Parked {
+                    batch,
+                    body,
+                    attempts: 1,
+                    backoff,
+                    due: Instant::now() + delay,
+                });
+                true
+            }
+        }
+    }
+
+    /// The next attempt of a parked request; when it is done, the deliveries that
+    /// waited for its keys go next. False on abort.
+    fn retry(&mut self, mut p: Parked) -> bool {
+        p.attempts = p.attempts.saturating_add(1);
+        match self.attempt(&p.batch, &p.body, p.attempts, &mut p.backoff) {
+            Step::Aborted => false,
+            Step::Again(delay) => {
+                p.due = Instant::now() + delay;
+                self.parked.push(p);
+                true
+            }
+            Step::Done => {
+                for item in &p.batch {
+                    if let Some(n) = self.blocked.get_mut(&item.key) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.blocked.remove(&item.key);
+                        }
+                    }
+                }
+                self.release_waiting()
+            }
+        }
+    }
+
+    fn park(&mut self, p: Parked) {
+        for item in &p.batch {
+            *self.blocked.entry(item.key).or_insert(0) += 1;
+        }
+        self.parked.push(p);
+    }
+
+    /// Sends, in order, the waiting deliveries whose key is no longer blocked; one
+    /// that fails again blocks its key for the ones behind it. False on abort.
+    fn release_waiting(&mut self) -> bool {
+        let mut still = VecDeque::with_capacity(self.waiting.len());
+        while let Some(item) = self.waiting.pop_front() {
+            if self.blocked.contains_key(&item.key) {
+                still.push_back(item);
+            } else if !self.send_new(vec![item]) {
+                return false;
+            }
+        }
+        self.waiting = still;
+        true
+    }
+
+    /// One attempt of one request: delivered, dead-lettered, or when to try again.
+    fn attempt(
+        &mut self,
+        batch: &[Item],
+        body: &[u8],
+        attempts: u32,
+        backoff: &mut Backoff,
+    ) -> Step {
         let ctx = &self.shared.ctx;
         let dc = &ctx.config.dispatcher;
         let task = batch[0].delivery.task;
         let target = &self.shared.targets[task];
-        let body = encode(batch, target, dc.batch_size > 1);
         let event_id = batch[0].delivery.change.id.as_str();
-
-        let mut backoff = Backoff::new(dc.retry_base_delay, dc.retry_max_delay);
-        let mut attempts: u32 = 0;
-        loop {
-            attempts = attempts.saturating_add(1);
-            let attempt = post(&self.shared.agent, target, event_id, &body);
-            self.count(task, |t| t.requests[status_class(attempt.status)] += 1);
-            match attempt.verdict {
-                Verdict::Delivered => {
-                    self.delivered(batch);
-                    return Ending::Delivered;
+        let attempt = post(&self.shared.agent, target, event_id, body);
+        self.count(task, |t| t.requests[status_class(attempt.status)] += 1);
+        match attempt.verdict {
+            Verdict::Delivered => {
+                self.delivered(batch);
+                Step::Done
+            }
+            Verdict::Fail => match self.dead_letter(batch, body, attempt, attempts) {
+                Ending::Aborted => Step::Aborted,
+                _ => Step::Done,
+            },
+            Verdict::Retry => {
+                if dc.max_retries.is_some_and(|max| attempts > max) {
+                    return match self.dead_letter(batch, body, attempt, attempts) {
+                        Ending::Aborted => Step::Aborted,
+                        _ => Step::Done,
+                    };
                 }
-                Verdict::Fail => return self.dead_letter(batch, &body, attempt, attempts),
-                Verdict::Retry => {
-                    if dc.max_retries.is_some_and(|max| attempts > max) {
-                        return self.dead_letter(batch, &body, attempt, attempts);
-                    }
-                    if ctx.abort.is_raised() {
-                        return Ending::Aborted;
-                    }
-                    let delay = match attempt.retry_after {
-                        Some(asked) => backoff.honour(asked),
-                        None => backoff.next_delay(&mut self.rng),
-                    };
-                    self.count(task, |t| t.retries += 1);
-                    // Warn on attempts 1, 2, 4, 8 …: a receiver that stays down is
-                    // reported without a line per retry per worker.
-                    let level = if attempts.is_power_of_two() {
-                        log::Level::Warn
-                    } else {
-                        log::Level::Debug
-                    };
-                    log::log!(
-                        level,
-                        "task {}: event {}{}: attempt {attempts} failed ({}); retrying in {:.1?}",
+                if ctx.abort.is_raised() {
+                    return Step::Aborted;
+                }
+                let delay = match attempt.retry_after {
+                    Some(asked) => backoff.honour(asked),
+                    None => backoff.next_delay(&mut self.rng),
+                };
+                self.count(task, |t| t.retries += 1);
+                // Warn on attempts 1, 2, 4, 8 …: a receiver that stays down is
+                // reported without a line per retry per worker.
+                let level = if attempts.is_power_of_two() {
+                    log::Level::Warn
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(
+                    level,
+                    "task {}: event {}{}: attempt {attempts} failed ({}); retrying in {:.1?}",
+                    target.task_id,
+                    event_id,
+                    more(batch.len()),
+                    attempt.error,
+                    delay
+                );
+                if !attempt.answer.is_empty() {
+                    log::debug!(
+                        "task {}: the receiver answered {:?}",
                         target.task_id,
-                        event_id,
-                        more(batch.len()),
-                        attempt.error,
-                        delay
+                        attempt.answer
                     );
-                    if !attempt.answer.is_empty() {
-                        log::debug!(
-                            "task {}: the receiver answered {:?}",
-                            target.task_id,
-                            attempt.answer
-                        );
-                    }
-                    if !ctx.abort.sleep(delay) {
-                        return Ending::Aborted;
-                    }
                 }
+                Step::Again(delay)
             }
         }
     }
@@ -230,6 +416,7 @@ impl Worker<'_> {
             }
         }
         ctx.tracker.complete(&seqs(batch));
+        self.shared.keys_complete(batch.iter().map(|i| &i.key));
     }
 
     /// Writes the request to the dead-letter file, then completes its events. Until the
@@ -280,6 +467,7 @@ impl Worker<'_> {
         }
         self.count(task, |t| t.dead_letters += batch.len() as u64);
         ctx.tracker.complete(&seqs(batch));
+        self.shared.keys_complete(batch.iter().map(|i| &i.key));
         Ending::DeadLettered
     }
 
