@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::DatabaseConfig;
 
 pub mod decode;
+pub mod payload;
 pub mod preflight;
 pub mod reader;
 pub mod schema;

@@ -25,7 +25,7 @@ use crate::event::{BinlogPosition, ChangeKind, Delivery, RowChange};
 use crate::shutdown::Signal;
 use crate::source::decode::decode_image;
 use crate::source::schema::{Mapped, SchemaCache, TableEntry};
-use crate::source::{mysql_opts, schema};
+use crate::source::{mysql_opts, payload, schema};
 use crate::stats::Stats;
 
 /// Why the reader stopped for good.
@@ -100,6 +100,18 @@ pub struct Reader {
     session_checksum: bool,
     /// No event read yet in this session.
     first_event: bool,
+    /// Set while the events inside a TRANSACTION_PAYLOAD are handled.
+    inner: Option<InnerAt>,
+}
+
+/// Where an event inside a TRANSACTION_PAYLOAD sits: its own header carries no usable
+/// position, so it takes the payload event's, and its offset in the decompressed
+/// payload keeps row ids unique across the payload's rows events.
+#[derive(Clone, Copy)]
+struct InnerAt {
+    start: u64,
+    end: u64,
+    offset: u64,
 }
 
 impl Reader {
@@ -134,6 +146,7 @@ impl Reader {
             events_since_stats: 0,
             session_checksum: true,
             first_event: true,
+            inner: None,
         }
     }
 
@@ -266,8 +279,13 @@ impl Reader {
     fn handle(&mut self, event: &Event, dispatcher: &Dispatcher) -> Result<(), SessionEnd> {
         let header = event.header();
         let type_raw = header.event_type_raw();
-        let end_pos = header.log_pos() as u64;
-        let start_pos = end_pos.saturating_sub(header.event_size() as u64);
+        let (start_pos, end_pos) = match self.inner {
+            Some(at) => (at.start, at.end),
+            None => {
+                let end = header.log_pos() as u64;
+                (end.saturating_sub(header.event_size() as u64), end)
+            }
+        };
         self.events_since_stats += 1;
         let first_event = std::mem::replace(&mut self.first_event, false);
 
@@ -314,13 +332,7 @@ impl Reader {
                 .into());
             }
             MYSQL_TRANSACTION_PAYLOAD => {
-                return Err(ReaderError::Unsupported(format!(
-                    "the binlog has a compressed transaction (at {}:{start_pos}): set \
-                     binlog_transaction_compression=OFF on the server; pikachu stops here \
-                     rather than skip it",
-                    self.file
-                ))
-                .into());
+                return self.transaction_payload(event, start_pos, end_pos, dispatcher);
             }
             MYSQL_PARTIAL_UPDATE_ROWS => {
                 return Err(ReaderError::Unsupported(format!(
@@ -365,7 +377,8 @@ impl Reader {
                     raw = &raw[..raw.len() - 4];
                 }
                 let name = String::from_utf8_lossy(raw).into_owned();
-                if !fake || name != self.file {
+                let moved = name != self.file;
+                if !fake || moved {
                     log::info!("binlog rotated to {name}");
                 }
                 self.file = name;
@@ -376,14 +389,19 @@ impl Reader {
                         pos: self.pos,
                         gtid: self.last_gtid.clone(),
                     };
-                    if !fake {
+                    // A fake rotate to another file is how the server moves on past a
+                    // file that ended without a rotate event (server restart: the old
+                    // file ends with STOP). Marking it lets an idle checkpoint follow, so
+                    // purging the old file later does not strand the next start. The
+                    // fake rotate opening a session names the file asked for: nothing new.
+                    if !fake || moved {
                         self.tracker.commit(self.resume.clone());
                     }
                 }
             }
             EventData::HeartbeatEvent => {
                 self.flush_stats();
-                self.stats.data.lock().lag_seconds = 0.0;
+                self.stats.set_lag(0.0);
             }
             EventData::GtidEvent(g) => {
                 self.txn_gtid = Some(format!("{}:{}", uuid(&g.sid()), g.gno()).into());
@@ -438,6 +456,50 @@ impl Reader {
         Ok(())
     }
 
+    /// MySQL's compressed transaction: its inner events go through `handle` like top-level
+    /// ones, at the payload's position. Ids stay unique because the row index is offset by
+    /// the inner event's position in the decompressed payload (every row takes at least
+    /// one byte of its event) and stable because that offset depends only on the binlog.
+    fn transaction_payload(
+        &mut self,
+        event: &Event,
+        start: u64,
+        end: u64,
+        dispatcher: &Dispatcher,
+    ) -> Result<(), SessionEnd> {
+        if self.inner.is_some() {
+            return Err(ReaderError::Unsupported(format!(
+                "a compressed transaction inside a compressed transaction at {}:{start}",
+                self.file
+            ))
+            .into());
+        }
+        // The outer checksum was verified: a payload that still cannot be read would fail
+        // the same way after a reconnect, so stop with the reason instead of looping.
+        let bad = |file: &str, e: payload::PayloadError| {
+            SessionEnd::Fatal(ReaderError::Unsupported(format!(
+                "cannot read the compressed transaction at {file}:{start}: {e}; pikachu stops \
+                 here rather than skip it (binlog_transaction_compression=OFF on the server \
+                 avoids compressed transactions)"
+            )))
+        };
+        let events = payload::inner_events(event).map_err(|e| bad(&self.file, e))?;
+        for item in events {
+            let (offset, inner) = item.map_err(|e| bad(&self.file, e))?;
+            self.inner = Some(InnerAt { start, end, offset });
+            let handled = self.handle(&inner, dispatcher);
+            self.inner = None;
+            handled?;
+        }
+        // The payload is the whole transaction: its end is a boundary even if no commit
+        // event was inside.
+        if self.in_txn {
+            self.commit(end, event.header().timestamp());
+        }
+        self.pos = end;
+        Ok(())
+    }
+
     /// A transaction (or a standalone statement) ended at `end_pos`.
     fn commit(&mut self, end_pos: u64, timestamp: u32) {
         self.in_txn = false;
@@ -456,7 +518,7 @@ impl Reader {
         if self.events_since_stats >= 256 || lag > 0.0 {
             self.flush_stats();
         }
-        self.stats.data.lock().lag_seconds = lag;
+        self.stats.set_lag(lag);
     }
 
     fn flush_stats(&mut self) {
@@ -484,7 +546,9 @@ impl Reader {
             }
         };
         let here = BinlogPosition::new(self.file.clone(), start_pos);
-        if let Some(done) = &self.queued_in_txn {
+        // A payload is handled whole within one call (its errors are fatal), so there is
+        // nothing queued before a reconnect to skip, and its rows events share a position.
+        if let Some(done) = self.queued_in_txn.as_ref().filter(|_| self.inner.is_none()) {
             if done.file == here.file && here.pos <= done.pos {
                 // Queued before the connection was lost.
                 return Ok(());
@@ -581,7 +645,12 @@ impl Reader {
                 table: entry.schema.clone(),
                 before,
                 after,
-                id: format!("{}:{}:{index}", here.file, here.pos),
+                id: format!(
+                    "{}:{}:{}",
+                    here.file,
+                    here.pos,
+                    self.inner.map_or(0, |at| at.offset) + index as u64
+                ),
                 position: here.clone(),
                 timestamp,
                 gtid: self.txn_gtid.clone(),
@@ -693,5 +762,94 @@ mod tests {
     fn mysql_gtid_uuid_is_formatted() {
         let sid = [0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62];
         assert_eq!(uuid(&sid), "3e11fa47-71ca-11e1-9e33-c80aa9429562");
+    }
+
+    /// A MySQL compressed transaction through the real reader and dispatcher: every row
+    /// of both inner rows events is delivered, with distinct ids at the payload's
+    /// position, and the checkpoint moves to the end of the payload event.
+    #[test]
+    fn compressed_transaction_rows_are_delivered_and_commit_at_its_end() {
+        use crate::dispatch::DispatchContext;
+        use crate::source::payload::testing::*;
+
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind a port"));
+        let port = server.server_addr().to_ip().expect("an IP address").port();
+        let (tx, bodies) = crossbeam_channel::unbounded::<serde_json::Value>();
+        let srv = server.clone();
+        std::thread::spawn(move || {
+            for mut req in srv.incoming_requests() {
+                let mut body = String::new();
+                let _ = std::io::Read::read_to_string(req.as_reader(), &mut body);
+                let _ = tx.send(serde_json::from_str(&body).unwrap_or_default());
+                let _ = req.respond(tiny_http::Response::empty(200));
+            }
+        });
+
+        let dir = std::env::temp_dir().join(format!("pikachu-reader-payload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let yaml = format!(
+            "database:\n  host: 127.0.0.1\n  port: 1\n  user: root\n  database: shop\n  server_id: 77\n\
+             data_dir: {}\ntasks:\n  - task_id: orders\n    table_name: orders\n    \
+             events: [insert]\n    callback_url: http://127.0.0.1:{port}/hook\n",
+            dir.join("data").display()
+        );
+        std::fs::write(dir.join("config.yaml"), yaml).expect("write config");
+        let config = Arc::new(crate::config::load(&dir.join("config.yaml")).expect("config loads"));
+        let start = Checkpoint { file: "binlog.000001".into(), pos: 4, gtid: None };
+        let stats = Arc::new(Stats::new(config.tasks.iter().map(|t| t.task_id.clone()), 100));
+        let tracker = Arc::new(Tracker::new(start.clone()));
+        std::fs::create_dir_all(&config.data_dir).expect("data dir");
+        let dead_letters = Arc::new(DeadLetters::open(&config.data_dir).expect("dead-letter file"));
+        let dispatcher = Dispatcher::start(DispatchContext {
+            config: config.clone(),
+            tracker: tracker.clone(),
+            stats: stats.clone(),
+            dead_letters: dead_letters.clone(),
+            abort: Arc::new(Signal::new()),
+        })
+        .expect("dispatcher starts");
+        let mut reader =
+            Reader::new(config, stats, tracker.clone(), dead_letters, Arc::new(Signal::new()), start);
+
+        let mut inner = event_bytes(19, 0, &table_map_full());
+        let rows_at = inner.len() as u64;
+        inner.extend(event_bytes(30, 0, &write_rows()));
+        let second_at = inner.len() as u64;
+        inner.extend(event_bytes(30, 0, &write_rows()));
+        inner.extend(event_bytes(16, 0, &42u64.to_le_bytes()));
+        let compressed = zstd::encode_all(&inner[..], 3).expect("zstd compresses");
+        let outer = payload_event(0, inner.len() as u64, &compressed);
+        let end = outer.header().log_pos() as u64;
+        let start_pos = end - outer.header().event_size() as u64;
+
+        if reader.handle(&outer, &dispatcher).is_err() {
+            panic!("the compressed transaction was refused");
+        }
+        let mut got: Vec<serde_json::Value> = (0..4)
+            .map(|_| bodies.recv_timeout(Duration::from_secs(30)).expect("a delivery"))
+            .collect();
+        got.sort_by_key(|b| b["id"].as_str().unwrap_or_default().to_owned());
+        let ids: Vec<&str> = got.iter().map(|b| b["id"].as_str().unwrap_or_default()).collect();
+        let mut want = [rows_at, rows_at + 1, second_at, second_at + 1]
+            .map(|i| format!("binlog.000001:{start_pos}:{i}"))
+            .to_vec();
+        want.sort();
+        assert_eq!(ids, want);
+        for b in &got {
+            assert_eq!(b["position"], serde_json::json!({"file": "binlog.000001", "pos": start_pos}));
+            assert_eq!(b["table"], "orders");
+        }
+        assert_eq!(got.iter().filter(|b| b["data"]["note"] == "a").count(), 2);
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tracker.safe_point().pos != end && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(tracker.safe_point().pos, end, "the checkpoint moves to the payload's end");
+        assert!(!reader.in_txn);
+        dispatcher.finish();
+        server.unblock();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

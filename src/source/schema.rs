@@ -282,6 +282,7 @@ impl SchemaCache {
             };
             names.push(name);
         }
+        self.mariadb_types(database, table, &real_types, info.as_ref(), &mut columns);
         let primary_key = match (&meta.primary_key, &info) {
             (Some(pk), _) => pk.clone(),
             (None, Some(t)) => t
@@ -307,6 +308,46 @@ impl SchemaCache {
             columns,
             tasks,
         })
+    }
+
+    /// MariaDB's INET4, INET6 and UUID columns reach the binlog as BINARY(4)/BINARY(16)
+    /// and only the table definition tells them apart: for a table with such columns,
+    /// `information_schema` is asked once per table map (the answer is cached per table
+    /// until DDL). When it cannot answer, the binlog alone is still enough to deliver the
+    /// rows, so the columns keep their bytes (base64) and a warning says why.
+    fn mariadb_types(
+        &mut self,
+        database: &str,
+        table: &str,
+        real_types: &[ColumnType],
+        info: Option<&Arc<InfoTable>>,
+        columns: &mut [ColumnDef],
+    ) {
+        let candidate =
+            |c: &ColumnDef| c.kind.may_be_mariadb_binary_type() && c.charset == Charset::Binary;
+        if !columns.iter().any(candidate) {
+            return;
+        }
+        let info = match info {
+            Some(t) => t.clone(),
+            None => match self.info_table(database, table, real_types) {
+                Ok(t) => t,
+                Err(e) => {
+                    log::warn!(
+                        "BINARY(4)/BINARY(16) columns of `{database}`.`{table}` are sent as \
+                         bytes: whether they are INET4/INET6/UUID is unknown ({e})"
+                    );
+                    return;
+                }
+            },
+        };
+        for (col, from_info) in columns.iter_mut().zip(&info.columns) {
+            if candidate(col) {
+                if let Some(kind) = col.kind.with_mariadb_type(&from_info.data_type) {
+                    col.kind = kind;
+                }
+            }
+        }
     }
 
     /// `information_schema`'s view of the table, checked against the binlog's types.
@@ -662,6 +703,123 @@ mod tests {
         assert_eq!(parse_labels("enum('a','b c','it''s','x,y')"), ["a", "b c", "it's", "x,y"]);
         assert_eq!(parse_labels("set('')"), [""]);
         assert!(parse_labels("int(11)").is_empty());
+    }
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use mysql::binlog::events::{Event, FormatDescriptionEvent};
+    use mysql::binlog::BinlogVersion;
+
+    use crate::source::decode::ColumnKind;
+
+    /// Answers with fixed DATA_TYPEs (or fails) and counts the questions.
+    struct FakeLookup {
+        types: Vec<(&'static str, &'static str)>,
+        fail: bool,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl SchemaLookup for FakeLookup {
+        fn columns(&mut self, _: &str, _: &str) -> Result<Option<InfoTableRows>, String> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.fail {
+                return Err("connection refused".into());
+            }
+            Ok(Some(InfoTableRows {
+                columns: self
+                    .types
+                    .iter()
+                    .map(|(n, t)| (n.to_string(), t.to_string(), t.to_string(), None, None))
+                    .collect(),
+                primary_key: vec!["id".into()],
+            }))
+        }
+    }
+
+    /// A TABLE_MAP event of `m`.`t` (id INT, a BINARY(16), b BINARY(16), c BINARY(4)) as
+    /// table `table_id`, with FULL metadata (names, signedness, charsets, key).
+    fn binary_table_map(table_id: u64) -> Event {
+        let mut b = table_id.to_le_bytes()[..6].to_vec();
+        b.extend_from_slice(&1u16.to_le_bytes());
+        for name in [&b"m"[..], b"t"] {
+            b.push(name.len() as u8);
+            b.extend_from_slice(name);
+            b.push(0);
+        }
+        b.push(4);
+        b.extend_from_slice(&[3, 254, 254, 254]);
+        b.extend_from_slice(&[6, 0xfe, 16, 0xfe, 16, 0xfe, 4]);
+        b.push(0b1110);
+        let tlv = |t: u8, v: &[u8], out: &mut Vec<u8>| {
+            out.push(t);
+            out.push(v.len() as u8);
+            out.extend_from_slice(v);
+        };
+        tlv(1, &[0], &mut b); // signedness: id signed
+        tlv(3, &[63, 63, 63], &mut b); // column charsets: binary
+        tlv(4, b"\x02id\x01a\x01b\x01c", &mut b); // names
+        tlv(8, &[0], &mut b); // primary key: id
+        let mut raw = 1_700_000_000u32.to_le_bytes().to_vec();
+        raw.push(19);
+        raw.extend_from_slice(&1u32.to_le_bytes());
+        raw.extend_from_slice(&((19 + b.len()) as u32).to_le_bytes());
+        raw.extend_from_slice(&0u32.to_le_bytes());
+        raw.extend_from_slice(&0u16.to_le_bytes());
+        raw.extend_from_slice(&b);
+        let fde = FormatDescriptionEvent::new(BinlogVersion::Version4);
+        Event::read(&fde, raw.as_slice()).expect("the test table map is well formed")
+    }
+
+    fn cache(lookup: FakeLookup) -> SchemaCache {
+        let mut watched = HashMap::new();
+        watched.insert(("m".to_owned(), "t".to_owned()), vec![0]);
+        SchemaCache::new(watched, Box::new(lookup))
+    }
+
+    fn map(c: &mut SchemaCache, table_id: u64) -> Arc<TableEntry> {
+        let ev = binary_table_map(table_id);
+        let tme = ev.read_event::<TableMapEvent<'_>>().expect("table map parses");
+        c.on_table_map(&tme, ev.data());
+        match &c.get(table_id).expect("watched").entry {
+            Ok(e) => e.clone(),
+            Err(e) => panic!("table refused: {e}"),
+        }
+    }
+
+    #[test]
+    fn mariadb_binary_types_are_looked_up_once_per_table_and_refined() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut c = cache(FakeLookup {
+            types: vec![("id", "int"), ("a", "inet6"), ("b", "binary"), ("c", "inet4")],
+            fail: false,
+            calls: calls.clone(),
+        });
+        let e = map(&mut c, 70);
+        let kinds: Vec<&ColumnKind> = e.columns.iter().map(|c| &c.kind).collect();
+        assert_eq!(
+            kinds,
+            [&ColumnKind::Long, &ColumnKind::Inet6, &ColumnKind::Char { max_len: 16 }, &ColumnKind::Inet4]
+        );
+        assert_eq!(e.schema.columns, ["id", "a", "b", "c"]);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // The same map again, and a new table id for the same table: no new question.
+        map(&mut c, 70);
+        map(&mut c, 71);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // After DDL the definition may have changed: asked again.
+        c.on_ddl();
+        map(&mut c, 72);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn without_an_answer_mariadb_binary_types_stay_bytes_and_rows_still_flow() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut c = cache(FakeLookup { types: vec![], fail: true, calls: calls.clone() });
+        let e = map(&mut c, 70);
+        assert!(e.columns[1..].iter().all(|c| matches!(c.kind, ColumnKind::Char { .. })));
+        assert_eq!(e.schema.columns, ["id", "a", "b", "c"]);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[test]
