@@ -576,15 +576,13 @@ fn check_binlog_settings(conn: &mut mysql::Conn, info: &ServerInfo, r: &mut Repo
             r.ok("log_bin_compress", "OFF");
         }
     } else if let Some(v) = global_variable(conn, "binlog_transaction_compression") {
-        if v.eq_ignore_ascii_case("ON") || v == "1" {
-            r.fail_db(
-                "binlog_transaction_compression",
-                "ON: compressed transactions cannot be read; SET GLOBAL \
-                 binlog_transaction_compression = OFF (and in the server's configuration)",
-            );
-        } else {
-            r.ok("binlog_transaction_compression", "OFF");
-        }
+        // Compressed transactions are decompressed by the reader; say so, since the
+        // Go tool could not read them.
+        let on = v.eq_ignore_ascii_case("ON") || v == "1";
+        r.ok(
+            "binlog_transaction_compression",
+            if on { "ON (compressed transactions are decompressed)" } else { "OFF" },
+        );
     }
     // How long the server keeps binlogs bounds how long pikachu may be down.
     let seconds =
