@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
-use crate::deadletter::{replace_file, rfc3339_utc, unix_now};
+use crate::clock::{rfc3339_utc, unix_now};
+use crate::deadletter::replace_file;
 use crate::event::BinlogPosition;
 use crate::shutdown::Signal;
 use crate::stats::Stats;

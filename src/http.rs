@@ -837,7 +837,7 @@ fn decimal(v: u128, digits: u32) -> String {
 pub(crate) fn rfc3339(t: SystemTime, fraction: bool) -> String {
     // Before 1970 only with a broken clock; the epoch is a visible, harmless answer.
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let mut s = crate::encode::rfc3339_utc(since.as_secs() as i64);
+    let mut s = crate::clock::rfc3339_utc(since.as_secs() as i64);
     let nanos = since.subsec_nanos();
     if fraction && nanos != 0 {
         s.pop(); // the Z, put back after the fraction

@@ -7,6 +7,7 @@
 //! `checkpoint`) never import higher ones (`source`, `dispatch`, `http`, `listen`).
 
 pub mod check;
+pub mod clock;
 pub mod checkpoint;
 pub mod config;
 pub mod deadletter;

@@ -9,7 +9,7 @@ use std::io::Write;
 use log::{LevelFilter, Log, Metadata, Record};
 
 use crate::config::LogFormat;
-use crate::encode::rfc3339_utc;
+use crate::clock::rfc3339_utc;
 
 struct JsonLogger {
     level: LevelFilter,

@@ -482,7 +482,7 @@ pub fn replay(config: &Config, letter: &DeadLetter) -> Result<(), DeadLetter> {
     kept.status = attempt.status;
     kept.error = attempt.full_error();
     kept.attempts = kept.attempts.saturating_add(1);
-    kept.failed_at = crate::deadletter::rfc3339_utc(crate::deadletter::unix_now());
+    kept.failed_at = crate::clock::rfc3339_utc(crate::clock::unix_now());
     Err(kept)
 }
 

@@ -462,7 +462,7 @@ fn signed_requests_verify_with_the_task_or_the_default_key() {
     wait_for("two requests", || hook.count() == 2);
     p.finish();
 
-    let now = crate::deadletter::unix_now();
+    let now = crate::clock::unix_now();
     for r in hook.received() {
         let key = SigningKey::parse(if r.path == "/a" { DEFAULT } else { OWN }).unwrap();
         let id = r.header("webhook-id").expect("webhook-id");

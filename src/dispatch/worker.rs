@@ -21,7 +21,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use super::retry::{error_verdict, parse_retry_after, status_verdict, Backoff, Verdict, XorShift};
 use super::{Shared, Target};
-use crate::deadletter::{rfc3339_utc, unix_now, DeadLetter};
+use crate::clock::{rfc3339_utc, unix_now};
+use crate::deadletter::DeadLetter;
 use crate::event::Delivery;
 use crate::stats::status_class;
 

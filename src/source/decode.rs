@@ -1519,7 +1519,7 @@ fn format_timestamp(secs: u32, micros: u32, fsp: u8) -> String {
         push_frac(&mut s, micros, fsp);
         return s;
     }
-    let c = crate::encode::civil_from_unix(i64::from(secs));
+    let c = crate::clock::civil_from_unix(i64::from(secs));
     push_date(&mut s, c.year as u32, c.month, c.day);
     s.push('T');
     push_time(&mut s, c.hour, c.minute, c.second, micros, fsp);

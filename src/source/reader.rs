@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mysql::binlog::events::{Event, EventData, RowsEventData};
 use mysql::prelude::Queryable;
@@ -20,7 +20,7 @@ use crate::checkpoint::{Checkpoint, Tracker};
 use crate::config::Config;
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::dispatch::Dispatcher;
-use crate::encode::rfc3339_utc;
+use crate::clock::{rfc3339_utc, unix_now};
 use crate::event::{BinlogPosition, ChangeKind, Delivery, RowChange};
 use crate::shutdown::Signal;
 use crate::source::decode::decode_image;
@@ -707,9 +707,6 @@ impl Reader {
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
 
 fn uuid(sid: &[u8; 16]) -> String {
     let h: String = sid.iter().map(|b| format!("{b:02x}")).collect();
