@@ -322,7 +322,7 @@ pub fn spawn_flusher(
     interval: Duration,
     stats: Arc<Stats>,
     stop: Arc<Signal>,
-) -> JoinHandle<()> {
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("checkpoint".into())
         .spawn(move || {
@@ -341,7 +341,6 @@ pub fn spawn_flusher(
                 stop.sleep(interval);
             }
         })
-        .expect("cannot start the checkpoint thread")
 }
 
 /// Saves `cp` and records the outcome in `stats`; true when it was saved.
@@ -605,7 +604,8 @@ mod tests {
             Duration::from_millis(10),
             stats.clone(),
             stop.clone(),
-        );
+        )
+        .expect("spawn the flusher");
         // The start point is saved right away, so a crash before the first event
         // resumes there and not at a newer "latest" position.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -652,6 +652,7 @@ mod tests {
             stats.clone(),
             stop,
         )
+        .expect("spawn the flusher")
         .join()
         .unwrap();
         let d = stats.snapshot();

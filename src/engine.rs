@@ -159,7 +159,8 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         cfg.monitor.flush_interval,
         stats.clone(),
         flusher_stop.clone(),
-    );
+    )
+    .map_err(|e| EngineError::DataDir(format!("cannot start the checkpoint thread: {e}")))?;
     log::info!("pikachu {} started with {} tasks", env!("CARGO_PKG_VERSION"), cfg.tasks.len());
 
     let reader = Reader::new(cfg.clone(), stats.clone(), tracker.clone(), dead_letters, stop.clone(), start);
