@@ -582,7 +582,7 @@ impl Pipeline {
         for i in 0..n {
             let change = changes[(i % changes.len() as u64) as usize].clone();
             let seq = self.tracker.begin();
-            self.stats.count_captured(0, change.kind);
+            self.stats.count_captured(0, change.kind, 1);
             assert!(
                 dispatcher.route(Delivery {
                     seq,

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{SendTimeoutError, Sender};
+use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use ureq::http::{HeaderName, HeaderValue, Uri};
 
 use crate::checkpoint::Tracker;
@@ -353,29 +353,54 @@ impl Dispatcher {
         }
         // Counted before the worker can see it, so its completion always finds it.
         *self.shared.in_flight.lock().entry(key).or_insert(0) += 1;
-        // Blocks while the queue is full: never drops, never gives up, except on abort
-        // (checked between waits: a worker stuck in a request to a hung receiver never
-        // drops its queue, so a disconnect alone would not end the wait).
         let sender = &self.senders[worker];
-        let mut item = Item {
+        let item = Item {
             delivery,
             queued,
             key,
         };
+        // The common case, a queue with room, needs no timed wait.
+        match sender.try_send(item) {
+            Ok(()) => {}
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(back)) => {
+                if !self.send_when_room(sender, back) {
+                    return false;
+                }
+            }
+        }
+        self.shared.record_queue_len(worker, || sender.len());
+        !barrier || self.wait_keys_idle(&[key])
+    }
+
+    /// Blocks while the queue is full: never drops, never gives up, except on abort
+    /// (checked between waits: a worker stuck in a request to a hung receiver never
+    /// drops its queue, so a disconnect alone would not end the wait). Warns once when
+    /// the wait passes `monitor.event_queue_timeout`.
+    fn send_when_room(&self, sender: &Sender<Item>, mut item: Item) -> bool {
+        let warn_after = self.shared.ctx.config.monitor.event_queue_timeout;
+        let mut warned = false;
         loop {
             match sender.send_timeout(item, BARRIER_POLL) {
-                Ok(()) => break,
+                Ok(()) => return true,
                 Err(SendTimeoutError::Timeout(back)) => {
                     if self.shared.ctx.abort.is_raised() {
                         return false;
+                    }
+                    let waited = back.queued.elapsed();
+                    if !warned && waited > warn_after {
+                        warned = true;
+                        log::warn!(
+                            "delivery queues have been full for {:.1}s: reading the binlog is \
+                             paused (nothing is dropped; receivers are slower than the source)",
+                            waited.as_secs_f64()
+                        );
                     }
                     item = back;
                 }
                 Err(SendTimeoutError::Disconnected(_)) => return false,
             }
         }
-        self.shared.record_queue_len(worker, || sender.len());
-        !barrier || self.wait_keys_idle(&[key])
     }
 
     /// Closes the queues and waits for the workers to drain them. Workers keep

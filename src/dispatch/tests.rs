@@ -357,7 +357,7 @@ impl Pipeline {
     /// Numbers, counts and routes one change as the reader does; returns its number.
     fn send(&self, task: usize, change: Arc<RowChange>) -> u64 {
         let seq = self.tracker.begin();
-        self.stats.count_captured(task, change.kind);
+        self.stats.count_captured(task, change.kind, 1);
         assert!(
             self.dispatcher().route(Delivery { seq, task, change }),
             "route refused"

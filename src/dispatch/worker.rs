@@ -269,6 +269,15 @@ impl Worker<'_> {
         let dc = &self.shared.ctx.config.dispatcher;
         let target = &self.shared.targets[batch[0].delivery.task];
         let body = encode(&batch, target, dc.batch_size > 1);
+        // Row data only at debug (the README's promise); the macro skips the formatting
+        // at other levels.
+        log::debug!(
+            "task {}: sending event {}{}: {}",
+            target.task_id,
+            batch[0].delivery.change.id,
+            more(batch.len()),
+            String::from_utf8_lossy(&body)
+        );
         let mut backoff = Backoff::new(dc.retry_base_delay, dc.retry_max_delay);
         match self.attempt(&batch, &body, 1, &mut backoff) {
             Step::Done => true,

@@ -25,7 +25,7 @@ use crate::event::{BinlogPosition, ChangeKind, Delivery, RowChange};
 use crate::shutdown::Signal;
 use crate::source::decode::decode_image;
 use crate::source::schema::{Mapped, SchemaCache, TableEntry};
-use crate::source::{mysql_opts, payload, schema};
+use crate::source::{compressed, mysql_opts, payload, schema};
 use crate::stats::Stats;
 
 /// Why the reader stopped for good.
@@ -100,18 +100,22 @@ pub struct Reader {
     session_checksum: bool,
     /// No event read yet in this session.
     first_event: bool,
-    /// Set while the events inside a TRANSACTION_PAYLOAD are handled.
+    /// Set while the events inside a TRANSACTION_PAYLOAD, or the uncompressed form of a
+    /// MariaDB compressed event, are handled.
     inner: Option<InnerAt>,
 }
 
 /// Where an event inside a TRANSACTION_PAYLOAD sits: its own header carries no usable
 /// position, so it takes the payload event's, and its offset in the decompressed
 /// payload keeps row ids unique across the payload's rows events.
+/// A decompressed MariaDB event likewise takes the compressed event's position (offset 0).
 #[derive(Clone, Copy)]
 struct InnerAt {
     start: u64,
     end: u64,
     offset: u64,
+    /// Inside a TRANSACTION_PAYLOAD (handled whole), not a single decompressed event.
+    payload: bool,
 }
 
 impl Reader {
@@ -313,23 +317,8 @@ impl Reader {
                 self.pos = end_pos;
                 return Ok(());
             }
-            MARIADB_QUERY_COMPRESSED => {
-                // A long statement, compressed: DDL or similar. Forget cached schemas
-                // and end a standalone group.
-                self.schema.on_ddl();
-                self.pos = end_pos;
-                if !self.in_txn {
-                    self.commit(end_pos, header.timestamp());
-                }
-                return Ok(());
-            }
-            MARIADB_FIRST_COMPRESSED_ROWS..=MARIADB_LAST_COMPRESSED_ROWS => {
-                return Err(ReaderError::Unsupported(format!(
-                    "the binlog has compressed row events (at {}:{start_pos}): set \
-                     log_bin_compress=OFF on the server; pikachu stops here rather than skip them",
-                    self.file
-                ))
-                .into());
+            MARIADB_QUERY_COMPRESSED | MARIADB_FIRST_COMPRESSED_ROWS..=MARIADB_LAST_COMPRESSED_ROWS => {
+                return self.decompressed(event, start_pos, end_pos, dispatcher);
             }
             MYSQL_TRANSACTION_PAYLOAD => {
                 return self.transaction_payload(event, start_pos, end_pos, dispatcher);
@@ -486,7 +475,7 @@ impl Reader {
         let events = payload::inner_events(event).map_err(|e| bad(&self.file, e))?;
         for item in events {
             let (offset, inner) = item.map_err(|e| bad(&self.file, e))?;
-            self.inner = Some(InnerAt { start, end, offset });
+            self.inner = Some(InnerAt { start, end, offset, payload: true });
             let handled = self.handle(&inner, dispatcher);
             self.inner = None;
             handled?;
@@ -498,6 +487,36 @@ impl Reader {
         }
         self.pos = end;
         Ok(())
+    }
+
+    /// MariaDB's compressed event (`log_bin_compress=ON`): handled as the uncompressed
+    /// event it stands for, at its own position, so ids, checkpoints and the skipping of
+    /// rows queued before a reconnect are as without compression.
+    fn decompressed(
+        &mut self,
+        event: &Event,
+        start: u64,
+        end: u64,
+        dispatcher: &Dispatcher,
+    ) -> Result<(), SessionEnd> {
+        // The checksum was verified: the same bytes would fail again after a reconnect.
+        let plain = compressed::decompress(event).map_err(|e| {
+            SessionEnd::Fatal(ReaderError::Unsupported(format!(
+                "cannot decompress the compressed event at {}:{start}: {e}; pikachu stops here \
+                 rather than skip it (log_bin_compress=OFF on the server avoids compressed \
+                 events)",
+                self.file
+            )))
+        })?;
+        // One binlog event, counted once.
+        self.events_since_stats = self.events_since_stats.saturating_sub(1);
+        let outer = self.inner;
+        if outer.is_none() {
+            self.inner = Some(InnerAt { start, end, offset: 0, payload: false });
+        }
+        let handled = self.handle(&plain, dispatcher);
+        self.inner = outer;
+        handled
     }
 
     /// A transaction (or a standalone statement) ended at `end_pos`.
@@ -548,7 +567,7 @@ impl Reader {
         let here = BinlogPosition::new(self.file.clone(), start_pos);
         // A payload is handled whole within one call (its errors are fatal), so there is
         // nothing queued before a reconnect to skip, and its rows events share a position.
-        if let Some(done) = self.queued_in_txn.as_ref().filter(|_| self.inner.is_none()) {
+        if let Some(done) = self.queued_in_txn.as_ref().filter(|_| !self.inner.is_some_and(|at| at.payload)) {
             if done.file == here.file && here.pos <= done.pos {
                 // Queued before the connection was lost.
                 return Ok(());
@@ -577,23 +596,16 @@ impl Reader {
                 return Ok(());
             }
         };
-        let warn_after = self.config.monitor.event_queue_timeout;
+        // Counted before routing, so that `captured` is never behind `delivered`.
+        for &task in &tasks {
+            self.stats.count_captured(task, kind, changes.len() as u64);
+        }
         for change in changes {
             let change = Arc::new(change);
             for &task in &tasks {
                 let seq = self.tracker.begin();
-                self.stats.count_captured(task, kind);
-                let started = Instant::now();
                 if !dispatcher.route(Delivery { seq, task, change: change.clone() }) {
                     return Err(ReaderError::DispatcherGone.into());
-                }
-                let waited = started.elapsed();
-                if waited > warn_after {
-                    log::warn!(
-                        "delivery queues were full for {:.1}s: reading the binlog paused \
-                         (nothing is dropped; receivers are slower than the source)",
-                        waited.as_secs_f64()
-                    );
                 }
             }
         }
