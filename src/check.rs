@@ -566,15 +566,12 @@ fn check_binlog_settings(conn: &mut mysql::Conn, info: &ServerInfo, r: &mut Repo
         None => {}
     }
     if info.is_mariadb {
-        if info.log_bin_compress {
-            r.fail_db(
-                "log_bin_compress",
-                "ON: compressed row events cannot be read; SET GLOBAL log_bin_compress = OFF \
-                 (and in the server's configuration)",
-            );
-        } else {
-            r.ok("log_bin_compress", "OFF");
-        }
+        // Compressed events are decompressed by the reader; say so, since the Go tool
+        // could not read them.
+        r.ok(
+            "log_bin_compress",
+            if info.log_bin_compress { "ON (compressed events are decompressed)" } else { "OFF" },
+        );
     } else if let Some(v) = global_variable(conn, "binlog_transaction_compression") {
         // Compressed transactions are decompressed by the reader; say so, since the
         // Go tool could not read them.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::DatabaseConfig;
 
+pub mod compressed;
 pub mod decode;
 pub mod payload;
 pub mod preflight;

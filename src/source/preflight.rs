@@ -47,7 +47,7 @@ pub struct ServerInfo {
     pub binlog_row_image: String,
     /// `None` on servers without the variable (MySQL 5.7).
     pub binlog_row_metadata: Option<String>,
-    /// MariaDB's `log_bin_compress`: compressed row events cannot be read.
+    /// MariaDB's `log_bin_compress`: compressed events, which the reader decompresses.
     pub log_bin_compress: bool,
     pub binlog_checksum: String,
 }
@@ -98,13 +98,6 @@ impl ServerInfo {
                  put binlog_format=ROW in the server's configuration",
                 if self.binlog_format.is_empty() { "unknown" } else { &self.binlog_format }
             ));
-        }
-        if self.log_bin_compress {
-            p.push(
-                "log_bin_compress is ON: compressed row events cannot be read; \
-                 SET GLOBAL log_bin_compress = OFF"
-                    .to_owned(),
-            );
         }
         p
     }
