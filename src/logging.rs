@@ -17,7 +17,10 @@ struct JsonLogger {
 
 impl Log for JsonLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        // As the text logger: the libraries' info and debug lines (ureq logs every
+        // request) are noise for operators and would bury pikachu's own.
         metadata.level() <= self.level
+            && (metadata.level() <= log::Level::Warn || metadata.target().starts_with("pikachu"))
     }
 
     fn log(&self, record: &Record<'_>) {

@@ -334,6 +334,7 @@ impl Setup {
         let health_port = free_port();
         let mut dispatcher = "dispatcher:\n  worker_count: 4\n  retry_base_delay: 50ms\n  retry_max_delay: 500ms\n  shutdown_timeout: 5s\n".to_owned();
         let mut monitor = "monitor:\n  flush_interval: 200ms\n  heartbeat_period: 500ms\n".to_owned();
+        let mut log = "log:\n  level: debug\n".to_owned();
         let mut rest = String::new();
         // Sections given in extra_yaml replace the defaults above.
         for block in split_sections(extra_yaml) {
@@ -341,13 +342,15 @@ impl Setup {
                 dispatcher = block;
             } else if block.starts_with("monitor:") {
                 monitor = block;
+            } else if block.starts_with("log:") {
+                log = block;
             } else {
                 rest.push_str(&block);
             }
         }
         let yaml = format!(
             "database:\n  host: 127.0.0.1\n  port: {}\n  user: root\n  password: \"\"\n  database: {database}\n  server_id: {}\n\
-             log:\n  level: debug\nserver:\n  enabled: true\n  port: {health_port}\n{dispatcher}{monitor}\
+             {log}server:\n  enabled: true\n  port: {health_port}\n{dispatcher}{monitor}\
              data_dir: {}\n{rest}tasks:\n{tasks_yaml}",
             db.port(),
             1000 + COUNTER.fetch_add(1, Ordering::SeqCst),
@@ -404,6 +407,24 @@ pub struct Pikachu {
     child: Option<Child>,
     log_path: PathBuf,
     health_port: u16,
+    health_path: String,
+    stdout_path: Option<PathBuf>,
+}
+
+/// How `Pikachu::spawn_with` starts the binary; the default is what `spawn` does.
+#[derive(Clone, Debug, Default)]
+pub struct SpawnOptions {
+    /// The whole command line instead of `-config <config.yaml>` + `extra_args`
+    /// (e.g. `-config=<path>`, or nothing at all with `CONFIG_PATH` set).
+    pub args: Option<Vec<String>>,
+    /// Arguments after `-config <config.yaml>`.
+    pub extra_args: Vec<String>,
+    /// Environment variables added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    /// The health endpoint to wait on (`server.path`); `/health` when `None`.
+    pub health_path: Option<String>,
+    /// stdout to its own file (`Pikachu::stdout`), so that `log()` is stderr alone.
+    pub separate_stdout: bool,
 }
 
 pub fn binary() -> &'static str {
@@ -412,24 +433,58 @@ pub fn binary() -> &'static str {
 
 impl Pikachu {
     pub fn spawn(setup: &Setup, extra_args: &[&str]) -> Pikachu {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let log_path = setup.dir.path().join(format!("pikachu-{n}.log"));
-        let log = std::fs::File::create(&log_path).expect("create log file");
-        let child = Command::new(binary())
-            .arg("-config")
-            .arg(setup.config_path())
-            .args(extra_args)
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn pikachu");
-        let p = Pikachu { child: Some(child), log_path, health_port: setup.health_port };
+        let opts = SpawnOptions { extra_args: extra_args.iter().map(|a| a.to_string()).collect(), ..Default::default() };
+        Self::spawn_with(setup, &opts)
+    }
+
+    /// Starts the binary as `opts` says and waits until its health endpoint answers 200.
+    pub fn spawn_with(setup: &Setup, opts: &SpawnOptions) -> Pikachu {
+        let p = Self::spawn_unchecked(setup, opts);
         p.wait_until_healthy(Duration::from_secs(30));
         p
     }
 
+    /// Starts the binary as `opts` says without waiting for anything.
+    pub fn spawn_unchecked(setup: &Setup, opts: &SpawnOptions) -> Pikachu {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let log_path = setup.dir.path().join(format!("pikachu-{n}.log"));
+        let log = std::fs::File::create(&log_path).expect("create log file");
+        let stdout_path = opts.separate_stdout.then(|| setup.dir.path().join(format!("pikachu-{n}.stdout")));
+        let stdout = match &stdout_path {
+            Some(p) => std::fs::File::create(p).expect("create stdout file"),
+            None => log.try_clone().expect("log file"),
+        };
+        let mut cmd = Command::new(binary());
+        match &opts.args {
+            Some(args) => {
+                cmd.args(args);
+            }
+            None => {
+                cmd.arg("-config").arg(setup.config_path()).args(&opts.extra_args);
+            }
+        }
+        let child = cmd
+            .envs(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(stdout)
+            .stderr(log)
+            .spawn()
+            .expect("spawn pikachu");
+        Pikachu {
+            child: Some(child),
+            log_path,
+            health_port: setup.health_port,
+            health_path: opts.health_path.clone().unwrap_or_else(|| "/health".to_owned()),
+            stdout_path,
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// What the binary wrote to stdout (with `SpawnOptions::separate_stdout`; else "").
+    pub fn stdout(&self) -> String {
+        self.stdout_path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
@@ -442,7 +497,7 @@ impl Pikachu {
             .timeout_global(Some(Duration::from_secs(2)))
             .build()
             .into();
-        let mut resp = agent.get(&format!("http://127.0.0.1:{}/health", self.health_port)).call().ok()?;
+        let mut resp = agent.get(&format!("http://127.0.0.1:{}{}", self.health_port, self.health_path)).call().ok()?;
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().ok()?;
         let body: Value = serde_json::from_str(&text).ok()?;
