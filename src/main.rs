@@ -10,6 +10,11 @@ use pikachu::config;
 use pikachu::engine;
 use pikachu::listen;
 
+// See Cargo.toml: rows cross threads (reader → worker), which glibc's malloc handles
+// with a lock per free.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// pikachu: delivers every insert, update and delete of the watched MySQL/MariaDB
 /// tables as a JSON webhook. Run `pikachu -config config.yaml` to start; tasks come
 /// from tasks.yaml beside the config file (or `tasks:` inside it).

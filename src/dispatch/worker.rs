@@ -79,7 +79,7 @@ pub(super) fn run(index: usize, queue: Receiver<Item>, shared: Arc<Shared>) {
         index,
         shared: &shared,
         queue,
-        held: None,
+        held: VecDeque::new(),
         rng: XorShift::seeded(index as u64),
         parked: Vec::new(),
         waiting: VecDeque::new(),
@@ -128,9 +128,11 @@ struct Worker<'a> {
     index: usize,
     shared: &'a Shared,
     queue: Receiver<Item>,
-    /// A delivery of another task that closed the previous batch: it goes first into
-    /// the next one, so the queue order is kept.
-    held: Option<Item>,
+    /// Deliveries of other tasks taken off the queue while a batch was gathered, in
+    /// queue order: they are taken before the queue, so no key is overtaken. At most
+    /// `batch_size` of them, so that one task's slow batch holds back the others by
+    /// no more than that.
+    held: VecDeque<Item>,
     rng: XorShift,
     /// Requests waiting for their next attempt.
     parked: Vec<Parked>,
@@ -164,7 +166,7 @@ impl Worker<'_> {
             }
             let next_due = self.parked.iter().map(|p| p.due).min();
             let room = self.held_count() < self.hold_limit;
-            let first = if let Some(item) = self.held.take() {
+            let first = if let Some(item) = self.held.pop_front() {
                 item
             } else if open && room {
                 let wait = match next_due {
@@ -221,7 +223,9 @@ impl Worker<'_> {
     }
 
     fn held_count(&self) -> usize {
-        self.waiting.len() + self.parked.iter().map(|p| p.batch.len()).sum::<usize>()
+        self.held.len()
+            + self.waiting.len()
+            + self.parked.iter().map(|p| p.batch.len()).sum::<usize>()
     }
 
     /// The parked request due first, if it is due by `now`.
@@ -231,16 +235,30 @@ impl Worker<'_> {
     }
 
     /// With `batch_size` > 1: `first` and what follows it of the same task, up to
-    /// `batch_size`, waiting at most `batch_timeout` from now for more. Deliveries of
-    /// a blocked key are set aside in `waiting` instead.
+    /// `batch_size`, until `batch_timeout` has passed since `first` was queued (SPEC 2).
+    /// Deliveries of other tasks are set aside in `held` (at most `batch_size` of them;
+    /// then the batch goes as it is), those of a blocked key in `waiting`.
     fn gather(&mut self, first: Item) -> Vec<Item> {
         let dc = &self.shared.ctx.config.dispatcher;
         let mut batch = vec![first];
         if dc.batch_size <= 1 {
             return batch;
         }
-        let deadline = Instant::now() + dc.batch_timeout;
-        while batch.len() < dc.batch_size {
+        let task = batch[0].delivery.task;
+        // What was set aside earlier comes before the queue.
+        let mut rest = VecDeque::with_capacity(self.held.len());
+        while let Some(item) = self.held.pop_front() {
+            if item.delivery.task != task || batch.len() >= dc.batch_size {
+                rest.push_back(item);
+            } else if self.blocked.contains_key(&item.key) {
+                self.waiting.push_back(item);
+            } else {
+                batch.push(item);
+            }
+        }
+        self.held = rest;
+        let deadline = batch[0].queued + dc.batch_timeout;
+        while batch.len() < dc.batch_size && self.held.len() < dc.batch_size {
             // Take what is already queued without a clock read; wait only when empty.
             let next = match self.queue.try_recv() {
                 Ok(item) => item,
@@ -252,13 +270,11 @@ impl Worker<'_> {
             };
             if self.blocked.contains_key(&next.key) {
                 self.waiting.push_back(next);
-                continue;
+            } else if next.delivery.task != task {
+                self.held.push_back(next);
+            } else {
+                batch.push(next);
             }
-            if next.delivery.task != batch[0].delivery.task {
-                self.held = Some(next);
-                break;
-            }
-            batch.push(next);
         }
         batch
     }
