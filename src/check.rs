@@ -570,7 +570,11 @@ fn check_binlog_settings(conn: &mut mysql::Conn, info: &ServerInfo, r: &mut Repo
         // could not read them.
         r.ok(
             "log_bin_compress",
-            if info.log_bin_compress { "ON (compressed events are decompressed)" } else { "OFF" },
+            if info.log_bin_compress {
+                "ON (compressed events are decompressed)"
+            } else {
+                "OFF"
+            },
         );
     } else if let Some(v) = global_variable(conn, "binlog_transaction_compression") {
         // Compressed transactions are decompressed by the reader; say so, since the
@@ -578,7 +582,11 @@ fn check_binlog_settings(conn: &mut mysql::Conn, info: &ServerInfo, r: &mut Repo
         let on = v.eq_ignore_ascii_case("ON") || v == "1";
         r.ok(
             "binlog_transaction_compression",
-            if on { "ON (compressed transactions are decompressed)" } else { "OFF" },
+            if on {
+                "ON (compressed transactions are decompressed)"
+            } else {
+                "OFF"
+            },
         );
     }
     // How long the server keeps binlogs bounds how long pikachu may be down.

@@ -422,5 +422,4 @@ pub(crate) mod tests {
             other => panic!("expected a parse error, got {other:?}"),
         }
     }
-
 }

@@ -495,7 +495,6 @@ mod tests {
         assert!(out.starts_with(b"prefix{\"id\":"));
     }
 
-
     #[test]
     fn value_to_json_matches_the_envelope() {
         assert_eq!(value_to_json(&Value::Float(1.1)).to_string(), "1.1");

@@ -9,15 +9,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-
 use crate::checkpoint::{self, CheckpointError, Tracker};
 use crate::config::Config;
 use crate::deadletter::{self, DeadLetters};
 use crate::dispatch::{self, DispatchContext, DispatchError, Dispatcher};
 use crate::shutdown::Signal;
+use crate::source::mysql_opts;
 use crate::source::preflight::{self, PreflightError, ServerInfo};
 use crate::source::reader::{Reader, ReaderError};
-use crate::source::mysql_opts;
 use crate::stats::Stats;
 
 /// Exit status for a failure while running.
@@ -111,7 +110,11 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         .map_err(EngineError::Preflight)?;
     drop(conn);
     match &saved {
-        Some(_) => log::info!("resuming from the checkpoint at {}:{}", start.file, start.pos),
+        Some(_) => log::info!(
+            "resuming from the checkpoint at {}:{}",
+            start.file,
+            start.pos
+        ),
         None => {
             log::info!(
                 "no checkpoint in {}: starting at {}:{} (start_from: {:?})",
@@ -127,7 +130,10 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
     }
 
     let queue_capacity = cfg.dispatcher.queue_size.max(cfg.dispatcher.worker_count);
-    let stats = Arc::new(Stats::new(cfg.tasks.iter().map(|t| t.task_id.clone()), queue_capacity));
+    let stats = Arc::new(Stats::new(
+        cfg.tasks.iter().map(|t| t.task_id.clone()),
+        queue_capacity,
+    ));
     let tracker = Arc::new(Tracker::new(start.clone()));
     let dead_letters = Arc::new(DeadLetters::open(&cfg.data_dir).map_err(|e| {
         EngineError::DataDir(format!(
@@ -141,8 +147,13 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
     spawn_deadline(stop.clone(), abort.clone(), cfg.dispatcher.shutdown_timeout);
 
     if cfg.server.enabled {
-        crate::http::spawn(cfg.server.port, &cfg.server.path, stats.clone()).map_err(EngineError::Http)?;
-        log::info!("health on http://0.0.0.0:{}{} and /metrics", cfg.server.port, cfg.server.path);
+        crate::http::spawn(cfg.server.port, &cfg.server.path, stats.clone())
+            .map_err(EngineError::Http)?;
+        log::info!(
+            "health on http://0.0.0.0:{}{} and /metrics",
+            cfg.server.port,
+            cfg.server.path
+        );
     }
     let dispatcher = Dispatcher::start(DispatchContext {
         config: cfg.clone(),
@@ -161,9 +172,20 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         flusher_stop.clone(),
     )
     .map_err(|e| EngineError::DataDir(format!("cannot start the checkpoint thread: {e}")))?;
-    log::info!("pikachu {} started with {} tasks", env!("CARGO_PKG_VERSION"), cfg.tasks.len());
+    log::info!(
+        "pikachu {} started with {} tasks",
+        env!("CARGO_PKG_VERSION"),
+        cfg.tasks.len()
+    );
 
-    let reader = Reader::new(cfg.clone(), stats.clone(), tracker.clone(), dead_letters, stop.clone(), start);
+    let reader = Reader::new(
+        cfg.clone(),
+        stats.clone(),
+        tracker.clone(),
+        dead_letters,
+        stop.clone(),
+        start,
+    );
     let reader_thread = std::thread::Builder::new()
         .name("binlog-reader".into())
         .spawn(move || {
@@ -222,7 +244,9 @@ fn install_signal_handler(stop: Arc<Signal>) {
             log::info!("signal received: stopping (a second signal exits at once)");
             stop.raise();
         } else {
-            log::warn!("second signal: exiting now; undelivered events are sent again after a restart");
+            log::warn!(
+                "second signal: exiting now; undelivered events are sent again after a restart"
+            );
             std::process::exit(130);
         }
     });
@@ -233,13 +257,17 @@ fn install_signal_handler(stop: Arc<Signal>) {
 
 /// Once `stop` is raised, gives the workers `timeout` to drain before raising `abort`.
 fn spawn_deadline(stop: Arc<Signal>, abort: Arc<Signal>, timeout: Duration) {
-    let spawned = std::thread::Builder::new().name("shutdown-deadline".into()).spawn(move || {
-        while stop.sleep(Duration::from_secs(3600)) {}
-        if abort.sleep(timeout) {
-            log::warn!("shutdown deadline of {timeout:?} passed: giving up in-flight deliveries");
-            abort.raise();
-        }
-    });
+    let spawned = std::thread::Builder::new()
+        .name("shutdown-deadline".into())
+        .spawn(move || {
+            while stop.sleep(Duration::from_secs(3600)) {}
+            if abort.sleep(timeout) {
+                log::warn!(
+                    "shutdown deadline of {timeout:?} passed: giving up in-flight deliveries"
+                );
+                abort.raise();
+            }
+        });
     if let Err(e) = spawned {
         log::warn!("cannot start the shutdown deadline thread: {e}");
     }
@@ -271,9 +299,10 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, EngineError> {
             dir.display(),
             path.display()
         ))),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(EngineError::DataDir(format!("cannot lock {}: {e}", path.display())))
-        }
+        Err(std::fs::TryLockError::Error(e)) => Err(EngineError::DataDir(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
     }
 }
 

@@ -15,7 +15,10 @@ pub struct BinlogPosition {
 
 impl BinlogPosition {
     pub fn new(file: impl Into<String>, pos: u64) -> Self {
-        BinlogPosition { file: file.into(), pos }
+        BinlogPosition {
+            file: file.into(),
+            pos,
+        }
     }
 }
 
@@ -172,7 +175,11 @@ mod tests {
 
     #[test]
     fn key_absent_from_minimal_after_image_is_unchanged() {
-        let c = change(vec![0], vec![Some(Value::Int(1)), None], vec![None, Some(Value::Int(6))]);
+        let c = change(
+            vec![0],
+            vec![Some(Value::Int(1)), None],
+            vec![None, Some(Value::Int(6))],
+        );
         assert!(!c.changes_primary_key());
         let no_key = change(vec![], vec![Some(Value::Int(1))], vec![Some(Value::Int(2))]);
         assert!(!no_key.changes_primary_key());

@@ -7,8 +7,8 @@
 //! `checkpoint`) never import higher ones (`source`, `dispatch`, `http`, `listen`).
 
 pub mod check;
-pub mod clock;
 pub mod checkpoint;
+pub mod clock;
 pub mod config;
 pub mod deadletter;
 pub mod dispatch;

@@ -8,8 +8,8 @@ use std::io::Write;
 
 use log::{LevelFilter, Log, Metadata, Record};
 
-use crate::config::LogFormat;
 use crate::clock::rfc3339_utc;
+use crate::config::LogFormat;
 
 struct JsonLogger {
     level: LevelFilter,

@@ -97,7 +97,9 @@ struct ReplayCmd {
 /// The Go tool takes `-config x` / `-config=x` (Go's flag package); argh wants
 /// `--config x`.
 fn go_style_args(args: Vec<String>) -> Vec<String> {
-    const LONG: [&str; 8] = ["config", "tasks", "version", "help", "secret", "port", "bind", "c"];
+    const LONG: [&str; 8] = [
+        "config", "tasks", "version", "help", "secret", "port", "bind", "c",
+    ];
     let mut out = Vec::with_capacity(args.len());
     for (i, a) in args.into_iter().enumerate() {
         let bare = a.strip_prefix("--").or_else(|| a.strip_prefix('-'));
@@ -108,7 +110,11 @@ fn go_style_args(args: Vec<String>) -> Vec<String> {
                     None => (flag, None),
                 };
                 if LONG.contains(&name) {
-                    out.push(if name.len() == 1 { format!("-{name}") } else { format!("--{name}") });
+                    out.push(if name.len() == 1 {
+                        format!("-{name}")
+                    } else {
+                        format!("--{name}")
+                    });
                     if let Some(v) = value {
                         out.push(v.to_owned());
                     }
@@ -132,9 +138,14 @@ fn tasks_path(given: Option<PathBuf>) -> Option<PathBuf> {
     given.or_else(|| std::env::var_os("TASKS_PATH").map(PathBuf::from))
 }
 
-fn load_config(config: Option<PathBuf>, tasks: Option<PathBuf>) -> Result<config::Config, ExitCode> {
+fn load_config(
+    config: Option<PathBuf>,
+    tasks: Option<PathBuf>,
+) -> Result<config::Config, ExitCode> {
     let path = config_path(config);
-    match config::load_files(&path, tasks_path(tasks).as_deref(), &|k| std::env::var(k).ok()) {
+    match config::load_files(&path, tasks_path(tasks).as_deref(), &|k| {
+        std::env::var(k).ok()
+    }) {
         Ok(c) => Ok(c),
         Err(errors) => {
             eprintln!("pikachu: the configuration is not valid:");
@@ -175,7 +186,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Listen(l)) => {
-            let opts = listen::ListenOptions { port: l.port, secret: l.secret, bind: l.bind };
+            let opts = listen::ListenOptions {
+                port: l.port,
+                secret: l.secret,
+                bind: l.bind,
+            };
             match listen::run(&opts, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -198,7 +213,11 @@ fn main() -> ExitCode {
                     return code;
                 }
             };
-            println!("OK   configuration: {} ({} tasks)", shown.display(), cfg.tasks.len());
+            println!(
+                "OK   configuration: {} ({} tasks)",
+                shown.display(),
+                cfg.tasks.len()
+            );
             for w in &cfg.warnings {
                 println!("WARN configuration: {w}");
             }
@@ -256,13 +275,26 @@ mod tests {
         assert_eq!(a(&["p", "--config", "c.yaml"]), ["p", "--config", "c.yaml"]);
         assert_eq!(a(&["p", "-c=c.yaml"]), ["p", "-c", "c.yaml"]);
         assert_eq!(a(&["p", "-version"]), ["p", "--version"]);
-        assert_eq!(a(&["p", "listen", "-port", "3000"]), ["p", "listen", "--port", "3000"]);
+        assert_eq!(
+            a(&["p", "listen", "-port", "3000"]),
+            ["p", "listen", "--port", "3000"]
+        );
     }
 
     #[test]
     fn help_names_every_option() {
-        let early = Cli::from_args(&["pikachu"], &["--help"]).err().map(|e| e.output).unwrap_or_default();
-        for needle in ["--config", "--tasks", "--version", "check", "listen", "replay-dead-letters"] {
+        let early = Cli::from_args(&["pikachu"], &["--help"])
+            .err()
+            .map(|e| e.output)
+            .unwrap_or_default();
+        for needle in [
+            "--config",
+            "--tasks",
+            "--version",
+            "check",
+            "listen",
+            "replay-dead-letters",
+        ] {
             assert!(early.contains(needle), "--help lacks {needle}:\n{early}");
         }
     }

@@ -58,7 +58,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         s.raise();
         assert!(!t.join().unwrap());
-        assert!(!s.sleep(Duration::from_secs(30)), "a raised signal never sleeps");
+        assert!(
+            !s.sleep(Duration::from_secs(30)),
+            "a raised signal never sleeps"
+        );
     }
 
     #[test]

@@ -659,7 +659,11 @@ fn batches_hold_up_to_batch_size_events_of_one_task_in_order() {
     for r in hook.received() {
         let body = r.json();
         let items = body.as_array().expect("batching sends arrays");
-        let (t, task) = if r.path == "/t0" { (0, "task0") } else { (1, "task1") };
+        let (t, task) = if r.path == "/t0" {
+            (0, "task0")
+        } else {
+            (1, "task1")
+        };
         assert_eq!(r.header("x-pikachu-task-id"), Some(task));
         assert_eq!(r.event_id(), items[0]["id"], "header carries the first id");
         sizes[t].push(items.len());
@@ -668,9 +672,17 @@ fn batches_hold_up_to_batch_size_events_of_one_task_in_order() {
             order[t].push(id_number(item["id"].as_str().unwrap()));
         }
     }
-    assert_eq!(order[0], [1, 3, 5, 7, 9], "task0: every event once, in order");
+    assert_eq!(
+        order[0],
+        [1, 3, 5, 7, 9],
+        "task0: every event once, in order"
+    );
     assert_eq!(order[1], [2, 4, 6, 8], "task1: every event once, in order");
-    assert_eq!(sizes[0], [3, 2], "task0's batches fill up despite task1 between");
+    assert_eq!(
+        sizes[0],
+        [3, 2],
+        "task0's batches fill up despite task1 between"
+    );
     assert_eq!(sizes[1], [3, 1]);
     assert_eq!(p.task(0).delivered[INSERT], 5);
     assert_eq!(p.task(1).delivered[INSERT], 4);

@@ -16,12 +16,20 @@ pub mod schema;
 
 /// Connection options for every connection pikachu opens (binlog, schema, checks).
 pub fn mysql_opts(db: &DatabaseConfig, read_timeout: Option<Duration>) -> mysql::Opts {
-    let charset = if db.charset.is_empty() { "utf8mb4" } else { db.charset.as_str() };
+    let charset = if db.charset.is_empty() {
+        "utf8mb4"
+    } else {
+        db.charset.as_str()
+    };
     mysql::OptsBuilder::new()
         .ip_or_hostname(Some(db.host.clone()))
         .tcp_port(db.port)
         .user(Some(db.user.clone()))
-        .pass(if db.password.expose().is_empty() { None } else { Some(db.password.expose().to_owned()) })
+        .pass(if db.password.expose().is_empty() {
+            None
+        } else {
+            Some(db.password.expose().to_owned())
+        })
         .prefer_socket(false)
         .tcp_connect_timeout(Some(db.connect_timeout))
         .read_timeout(read_timeout.or(Some(db.read_timeout)))

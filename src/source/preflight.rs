@@ -53,7 +53,10 @@ pub struct ServerInfo {
 }
 
 fn query_err(what: &'static str) -> impl Fn(mysql::Error) -> PreflightError {
-    move |e| PreflightError::Query { what, error: e.to_string() }
+    move |e| PreflightError::Query {
+        what,
+        error: e.to_string(),
+    }
 }
 
 fn variable(conn: &mut mysql::Conn, name: &str) -> Result<Option<String>, PreflightError> {
@@ -71,7 +74,9 @@ impl ServerInfo {
             is_mariadb: version.to_ascii_lowercase().contains("mariadb"),
             version,
             log_bin: on(variable(conn, "log_bin")?),
-            binlog_format: variable(conn, "binlog_format")?.unwrap_or_default().to_ascii_uppercase(),
+            binlog_format: variable(conn, "binlog_format")?
+                .unwrap_or_default()
+                .to_ascii_uppercase(),
             binlog_row_image: variable(conn, "binlog_row_image")?
                 .unwrap_or_else(|| "FULL".into())
                 .to_ascii_uppercase(),
@@ -96,7 +101,11 @@ impl ServerInfo {
             p.push(format!(
                 "binlog_format is {}, pikachu needs ROW: SET GLOBAL binlog_format = 'ROW' and \
                  put binlog_format=ROW in the server's configuration",
-                if self.binlog_format.is_empty() { "unknown" } else { &self.binlog_format }
+                if self.binlog_format.is_empty() {
+                    "unknown"
+                } else {
+                    &self.binlog_format
+                }
             ));
         }
         p
@@ -127,7 +136,9 @@ impl ServerInfo {
 
 /// `SHOW BINARY LOGS`: file names and sizes, oldest first.
 pub fn binary_logs(conn: &mut mysql::Conn) -> Result<Vec<(String, u64)>, PreflightError> {
-    let rows: Vec<mysql::Row> = conn.query("SHOW BINARY LOGS").map_err(query_err("SHOW BINARY LOGS"))?;
+    let rows: Vec<mysql::Row> = conn
+        .query("SHOW BINARY LOGS")
+        .map_err(query_err("SHOW BINARY LOGS"))?;
     Ok(rows
         .into_iter()
         .filter_map(|r| {
@@ -143,7 +154,9 @@ pub fn binary_logs(conn: &mut mysql::Conn) -> Result<Vec<(String, u64)>, Preflig
 pub fn current_position(conn: &mut mysql::Conn) -> Result<BinlogPosition, PreflightError> {
     let row: Option<mysql::Row> = match conn.query_first("SHOW BINARY LOG STATUS") {
         Ok(r) => r,
-        Err(_) => conn.query_first("SHOW MASTER STATUS").map_err(query_err("SHOW MASTER STATUS"))?,
+        Err(_) => conn
+            .query_first("SHOW MASTER STATUS")
+            .map_err(query_err("SHOW MASTER STATUS"))?,
     };
     let row = row.ok_or_else(|| {
         PreflightError::Setting("SHOW MASTER STATUS is empty: the binary log is not enabled".into())
@@ -152,7 +165,9 @@ pub fn current_position(conn: &mut mysql::Conn) -> Result<BinlogPosition, Prefli
     let pos: Option<u64> = row.get(1);
     match (file, pos) {
         (Some(f), Some(p)) => Ok(BinlogPosition::new(f, p)),
-        _ => Err(PreflightError::Setting("SHOW MASTER STATUS returned no position".into())),
+        _ => Err(PreflightError::Setting(
+            "SHOW MASTER STATUS returned no position".into(),
+        )),
     }
 }
 
@@ -190,15 +205,29 @@ pub fn resolve_start(
     match start_from {
         StartFrom::Latest => {
             let p = current_position(conn)?;
-            Ok(Checkpoint { file: p.file, pos: p.pos, gtid: None })
+            Ok(Checkpoint {
+                file: p.file,
+                pos: p.pos,
+                gtid: None,
+            })
         }
         StartFrom::Earliest => match logs.first() {
-            Some((f, _)) => Ok(Checkpoint { file: f.clone(), pos: 4, gtid: None }),
-            None => Err(PreflightError::Setting("the server has no binary logs".into())),
+            Some((f, _)) => Ok(Checkpoint {
+                file: f.clone(),
+                pos: 4,
+                gtid: None,
+            }),
+            None => Err(PreflightError::Setting(
+                "the server has no binary logs".into(),
+            )),
         },
         StartFrom::Position { file, pos } => {
             check(file, *pos, "the start_from")?;
-            Ok(Checkpoint { file: file.clone(), pos: *pos, gtid: None })
+            Ok(Checkpoint {
+                file: file.clone(),
+                pos: *pos,
+                gtid: None,
+            })
         }
     }
 }

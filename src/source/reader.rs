@@ -17,10 +17,10 @@ use mysql::prelude::Queryable;
 use mysql::BinlogRequest;
 
 use crate::checkpoint::{Checkpoint, Tracker};
+use crate::clock::{rfc3339_utc, unix_now};
 use crate::config::Config;
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::dispatch::Dispatcher;
-use crate::clock::{rfc3339_utc, unix_now};
 use crate::event::{BinlogPosition, ChangeKind, Delivery, RowChange};
 use crate::shutdown::Signal;
 use crate::source::decode::decode_image;
@@ -129,7 +129,10 @@ impl Reader {
     ) -> Reader {
         let mut watched = std::collections::HashMap::<(String, String), Vec<usize>>::new();
         for (i, t) in config.tasks.iter().enumerate() {
-            watched.entry((t.database.clone(), t.table.clone())).or_default().push(i);
+            watched
+                .entry((t.database.clone(), t.table.clone()))
+                .or_default()
+                .push(i);
         }
         let lookup = schema::MysqlLookup::new(mysql_opts(&config.database, None));
         Reader {
@@ -187,7 +190,8 @@ impl Reader {
                     if started.elapsed() > Duration::from_secs(30) {
                         attempt = 0;
                     }
-                    let delay = Duration::from_millis(250u64 << attempt.min(7)).min(Duration::from_secs(30));
+                    let delay = Duration::from_millis(250u64 << attempt.min(7))
+                        .min(Duration::from_secs(30));
                     attempt += 1;
                     log::warn!(
                         "binlog connection lost: {why}; reconnecting from {} in {:.1}s (attempt {attempt})",
@@ -207,7 +211,11 @@ impl Reader {
     }
 
     fn session(&mut self, dispatcher: &Dispatcher) -> SessionEnd {
-        let hb = self.config.monitor.heartbeat_period.max(Duration::from_millis(100));
+        let hb = self
+            .config
+            .monitor
+            .heartbeat_period
+            .max(Duration::from_millis(100));
         // Silence for three heartbeat periods means the connection is dead (half-open
         // TCP, a paused server): give up and reconnect.
         let read_timeout = hb * 3 + Duration::from_secs(1);
@@ -317,7 +325,8 @@ impl Reader {
                 self.pos = end_pos;
                 return Ok(());
             }
-            MARIADB_QUERY_COMPRESSED | MARIADB_FIRST_COMPRESSED_ROWS..=MARIADB_LAST_COMPRESSED_ROWS => {
+            MARIADB_QUERY_COMPRESSED
+            | MARIADB_FIRST_COMPRESSED_ROWS..=MARIADB_LAST_COMPRESSED_ROWS => {
                 return self.decompressed(event, start_pos, end_pos, dispatcher);
             }
             MYSQL_TRANSACTION_PAYLOAD => {
@@ -396,8 +405,11 @@ impl Reader {
                 self.txn_gtid = Some(format!("{}:{}", uuid(&g.sid()), g.gno()).into());
                 // MySQL 8 records the commit time in microseconds; older ones don't.
                 let ts = g.immediate_commit_timestamp();
-                self.txn_timestamp =
-                    if ts > 0 { (ts / 1_000_000) as u32 } else { header.timestamp() };
+                self.txn_timestamp = if ts > 0 {
+                    (ts / 1_000_000) as u32
+                } else {
+                    header.timestamp()
+                };
                 self.pos = end_pos;
             }
             EventData::QueryEvent(q) => {
@@ -413,9 +425,15 @@ impl Reader {
                     }
                     "COMMIT" | "ROLLBACK" => self.commit(end_pos, header.timestamp()),
                     _ => {
-                        if matches!(word.as_str(), "ALTER" | "CREATE" | "DROP" | "RENAME" | "TRUNCATE")
-                        {
-                            log::info!("DDL read at {}:{start_pos}: {}", self.file, abbreviate(&query));
+                        if matches!(
+                            word.as_str(),
+                            "ALTER" | "CREATE" | "DROP" | "RENAME" | "TRUNCATE"
+                        ) {
+                            log::info!(
+                                "DDL read at {}:{start_pos}: {}",
+                                self.file,
+                                abbreviate(&query)
+                            );
                             self.schema.on_ddl();
                         }
                         if !self.in_txn || word == "XA" {
@@ -475,7 +493,12 @@ impl Reader {
         let events = payload::inner_events(event).map_err(|e| bad(&self.file, e))?;
         for item in events {
             let (offset, inner) = item.map_err(|e| bad(&self.file, e))?;
-            self.inner = Some(InnerAt { start, end, offset, payload: true });
+            self.inner = Some(InnerAt {
+                start,
+                end,
+                offset,
+                payload: true,
+            });
             let handled = self.handle(&inner, dispatcher);
             self.inner = None;
             handled?;
@@ -512,7 +535,12 @@ impl Reader {
         self.events_since_stats = self.events_since_stats.saturating_sub(1);
         let outer = self.inner;
         if outer.is_none() {
-            self.inner = Some(InnerAt { start, end, offset: 0, payload: false });
+            self.inner = Some(InnerAt {
+                start,
+                end,
+                offset: 0,
+                payload: false,
+            });
         }
         let handled = self.handle(&plain, dispatcher);
         self.inner = outer;
@@ -525,7 +553,11 @@ impl Reader {
         if let Some(g) = self.txn_gtid.take() {
             self.last_gtid = Some(g.to_string());
         }
-        self.resume = Checkpoint { file: self.file.clone(), pos: end_pos, gtid: self.last_gtid.clone() };
+        self.resume = Checkpoint {
+            file: self.file.clone(),
+            pos: end_pos,
+            gtid: self.last_gtid.clone(),
+        };
         self.queued_in_txn = None;
         self.tracker.commit(self.resume.clone());
         let lag = if timestamp > 0 {
@@ -567,17 +599,27 @@ impl Reader {
         let here = BinlogPosition::new(self.file.clone(), start_pos);
         // A payload is handled whole within one call (its errors are fatal), so there is
         // nothing queued before a reconnect to skip, and its rows events share a position.
-        if let Some(done) = self.queued_in_txn.as_ref().filter(|_| !self.inner.is_some_and(|at| at.payload)) {
+        if let Some(done) = self
+            .queued_in_txn
+            .as_ref()
+            .filter(|_| !self.inner.is_some_and(|at| at.payload))
+        {
             if done.file == here.file && here.pos <= done.pos {
                 // Queued before the connection was lost.
                 return Ok(());
             }
         }
         let kind = match rows {
-            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => ChangeKind::Insert,
-            RowsEventData::UpdateRowsEventV1(_) | RowsEventData::UpdateRowsEvent(_) => ChangeKind::Update,
+            RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
+                ChangeKind::Insert
+            }
+            RowsEventData::UpdateRowsEventV1(_) | RowsEventData::UpdateRowsEvent(_) => {
+                ChangeKind::Update
+            }
             RowsEventData::PartialUpdateRowsEvent(_) => ChangeKind::Update,
-            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => ChangeKind::Delete,
+            RowsEventData::DeleteRowsEventV1(_) | RowsEventData::DeleteRowsEvent(_) => {
+                ChangeKind::Delete
+            }
         };
         let tasks: Vec<usize> = entry
             .tasks
@@ -588,7 +630,11 @@ impl Reader {
         if tasks.is_empty() {
             return Ok(());
         }
-        let timestamp = if self.txn_timestamp > 0 { self.txn_timestamp } else { header_ts };
+        let timestamp = if self.txn_timestamp > 0 {
+            self.txn_timestamp
+        } else {
+            header_ts
+        };
         let changes = match self.decode(&entry, rows, kind, &here, timestamp) {
             Ok(c) => c,
             Err(msg) => {
@@ -604,7 +650,11 @@ impl Reader {
             let change = Arc::new(change);
             for &task in &tasks {
                 let seq = self.tracker.begin();
-                if !dispatcher.route(Delivery { seq, task, change: change.clone() }) {
+                if !dispatcher.route(Delivery {
+                    seq,
+                    task,
+                    change: change.clone(),
+                }) {
                     return Err(ReaderError::DispatcherGone.into());
                 }
             }
@@ -643,12 +693,18 @@ impl Reader {
         let mut index = 0usize;
         while !input.is_empty() {
             let before = if kind != ChangeKind::Insert {
-                Some(decode_image(&entry.columns, &before_present, &mut input).map_err(|e| e.to_string())?)
+                Some(
+                    decode_image(&entry.columns, &before_present, &mut input)
+                        .map_err(|e| e.to_string())?,
+                )
             } else {
                 None
             };
             let after = if kind != ChangeKind::Delete {
-                Some(decode_image(&entry.columns, &after_present, &mut input).map_err(|e| e.to_string())?)
+                Some(
+                    decode_image(&entry.columns, &after_present, &mut input)
+                        .map_err(|e| e.to_string())?,
+                )
             } else {
                 None
             };
@@ -674,8 +730,16 @@ impl Reader {
 
     /// A row event of a watched table that cannot be turned into changes: keep what is
     /// known of it in the dead-letter file, count it, and go on.
-    fn dead_letter_event(&self, rows: &RowsEventData<'_>, start_pos: u64, error: &str, schema: bool) {
-        let Some(mapped) = self.schema.get(rows.table_id()) else { return };
+    fn dead_letter_event(
+        &self,
+        rows: &RowsEventData<'_>,
+        start_pos: u64,
+        error: &str,
+        schema: bool,
+    ) {
+        let Some(mapped) = self.schema.get(rows.table_id()) else {
+            return;
+        };
         log::error!(
             "row event at {}:{start_pos} (`{}`.`{}`) cannot be delivered: {error}; it is \
              written to the dead-letter file",
@@ -719,10 +783,16 @@ impl Reader {
     }
 }
 
-
 fn uuid(sid: &[u8; 16]) -> String {
     let h: String = sid.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// The first keyword of a statement, upper-cased, after comments and whitespace.
@@ -743,7 +813,10 @@ fn first_word(query: &str) -> String {
             break;
         }
     }
-    s.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_ascii_uppercase()
+    s.chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase()
 }
 
 fn abbreviate(q: &str) -> String {
@@ -769,7 +842,10 @@ mod tests {
 
     #[test]
     fn mysql_gtid_uuid_is_formatted() {
-        let sid = [0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42, 0x95, 0x62];
+        let sid = [
+            0x3e, 0x11, 0xfa, 0x47, 0x71, 0xca, 0x11, 0xe1, 0x9e, 0x33, 0xc8, 0x0a, 0xa9, 0x42,
+            0x95, 0x62,
+        ];
         assert_eq!(uuid(&sid), "3e11fa47-71ca-11e1-9e33-c80aa9429562");
     }
 
@@ -794,7 +870,8 @@ mod tests {
             }
         });
 
-        let dir = std::env::temp_dir().join(format!("pikachu-reader-payload-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("pikachu-reader-payload-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let yaml = format!(
@@ -805,8 +882,15 @@ mod tests {
         );
         std::fs::write(dir.join("config.yaml"), yaml).expect("write config");
         let config = Arc::new(crate::config::load(&dir.join("config.yaml")).expect("config loads"));
-        let start = Checkpoint { file: "binlog.000001".into(), pos: 4, gtid: None };
-        let stats = Arc::new(Stats::new(config.tasks.iter().map(|t| t.task_id.clone()), 100));
+        let start = Checkpoint {
+            file: "binlog.000001".into(),
+            pos: 4,
+            gtid: None,
+        };
+        let stats = Arc::new(Stats::new(
+            config.tasks.iter().map(|t| t.task_id.clone()),
+            100,
+        ));
         let tracker = Arc::new(Tracker::new(start.clone()));
         std::fs::create_dir_all(&config.data_dir).expect("data dir");
         let dead_letters = Arc::new(DeadLetters::open(&config.data_dir).expect("dead-letter file"));
@@ -818,8 +902,14 @@ mod tests {
             abort: Arc::new(Signal::new()),
         })
         .expect("dispatcher starts");
-        let mut reader =
-            Reader::new(config, stats, tracker.clone(), dead_letters, Arc::new(Signal::new()), start);
+        let mut reader = Reader::new(
+            config,
+            stats,
+            tracker.clone(),
+            dead_letters,
+            Arc::new(Signal::new()),
+            start,
+        );
 
         let mut inner = event_bytes(19, 0, &table_map_full());
         let rows_at = inner.len() as u64;
@@ -836,17 +926,27 @@ mod tests {
             panic!("the compressed transaction was refused");
         }
         let mut got: Vec<serde_json::Value> = (0..4)
-            .map(|_| bodies.recv_timeout(Duration::from_secs(30)).expect("a delivery"))
+            .map(|_| {
+                bodies
+                    .recv_timeout(Duration::from_secs(30))
+                    .expect("a delivery")
+            })
             .collect();
         got.sort_by_key(|b| b["id"].as_str().unwrap_or_default().to_owned());
-        let ids: Vec<&str> = got.iter().map(|b| b["id"].as_str().unwrap_or_default()).collect();
+        let ids: Vec<&str> = got
+            .iter()
+            .map(|b| b["id"].as_str().unwrap_or_default())
+            .collect();
         let mut want = [rows_at, rows_at + 1, second_at, second_at + 1]
             .map(|i| format!("binlog.000001:{start_pos}:{i}"))
             .to_vec();
         want.sort();
         assert_eq!(ids, want);
         for b in &got {
-            assert_eq!(b["position"], serde_json::json!({"file": "binlog.000001", "pos": start_pos}));
+            assert_eq!(
+                b["position"],
+                serde_json::json!({"file": "binlog.000001", "pos": start_pos})
+            );
             assert_eq!(b["table"], "orders");
         }
         assert_eq!(got.iter().filter(|b| b["data"]["note"] == "a").count(), 2);
@@ -855,7 +955,11 @@ mod tests {
         while tracker.safe_point().pos != end && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(tracker.safe_point().pos, end, "the checkpoint moves to the payload's end");
+        assert_eq!(
+            tracker.safe_point().pos,
+            end,
+            "the checkpoint moves to the payload's end"
+        );
         assert!(!reader.in_txn);
         dispatcher.finish();
         server.unblock();

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use mysql::consts::ColumnType;
 use mysql::binlog::events::{OptionalMetaExtractor, OptionalMetadataField, TableMapEvent};
+use mysql::consts::ColumnType;
 use mysql::prelude::Queryable;
 
 use crate::event::TableSchema;
@@ -23,21 +23,40 @@ use crate::source::decode::{decode_text, Charset, ColumnDef, ColumnKind};
 #[derive(Debug, Clone)]
 pub enum SchemaError {
     /// Column names (or types) of this table cannot be known for this event.
-    NamesUnknown { database: String, table: String, reason: String },
+    NamesUnknown {
+        database: String,
+        table: String,
+        reason: String,
+    },
     /// The TABLE_MAP event could not be understood.
-    BadTableMap { database: String, table: String, reason: String },
+    BadTableMap {
+        database: String,
+        table: String,
+        reason: String,
+    },
 }
 
 impl fmt::Display for SchemaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SchemaError::NamesUnknown { database, table, reason } => write!(
+            SchemaError::NamesUnknown {
+                database,
+                table,
+                reason,
+            } => write!(
                 f,
                 "column names of `{database}`.`{table}` cannot be known: {reason} \
                  (set binlog_row_metadata=FULL on the server to carry names in the binlog)"
             ),
-            SchemaError::BadTableMap { database, table, reason } => {
-                write!(f, "cannot read the table map of `{database}`.`{table}`: {reason}")
+            SchemaError::BadTableMap {
+                database,
+                table,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "cannot read the table map of `{database}`.`{table}`: {reason}"
+                )
             }
         }
     }
@@ -99,7 +118,9 @@ impl MysqlLookup {
         // Names and labels become JSON strings, so they must arrive as UTF-8 whatever
         // `database.charset` says: with `latin1` a name like `größe` comes back as
         // latin1 bytes, fails to convert, and every row of the table is refused.
-        let opts = mysql::OptsBuilder::from_opts(opts).init(vec!["SET NAMES utf8mb4"]).into();
+        let opts = mysql::OptsBuilder::from_opts(opts)
+            .init(vec!["SET NAMES utf8mb4"])
+            .into();
         MysqlLookup { opts, conn: None }
     }
 
@@ -126,7 +147,10 @@ impl MysqlLookup {
              ORDER BY ORDINAL_POSITION",
             (database, table),
         )?;
-        Ok(Some(InfoTableRows { columns, primary_key }))
+        Ok(Some(InfoTableRows {
+            columns,
+            primary_key,
+        }))
     }
 }
 
@@ -167,18 +191,27 @@ impl SchemaCache {
         watched: HashMap<(String, String), Vec<usize>>,
         lookup: Box<dyn SchemaLookup + Send>,
     ) -> Self {
-        SchemaCache { watched, by_id: HashMap::new(), info: HashMap::new(), lookup }
+        SchemaCache {
+            watched,
+            by_id: HashMap::new(),
+            info: HashMap::new(),
+            lookup,
+        }
     }
 
     pub fn is_watched(&self, database: &str, table: &str) -> bool {
-        self.watched.contains_key(&(database.to_owned(), table.to_owned()))
+        self.watched
+            .contains_key(&(database.to_owned(), table.to_owned()))
     }
 
     /// Handles a TABLE_MAP event (`raw`: its body, used to spot an unchanged map).
     /// Unwatched tables are forgotten so that their rows are skipped.
     pub fn on_table_map(&mut self, tme: &TableMapEvent<'_>, raw: &[u8]) {
         let table_id = tme.table_id();
-        let key = (tme.database_name().into_owned(), tme.table_name().into_owned());
+        let key = (
+            tme.database_name().into_owned(),
+            tme.table_name().into_owned(),
+        );
         let tasks = match self.watched.get(&key) {
             Some(t) => t.clone(),
             None => {
@@ -196,7 +229,16 @@ impl SchemaCache {
             log::error!("{e}");
         }
         let (database, table) = key;
-        self.by_id.insert(table_id, Mapped { raw: raw.to_vec(), database, table, tasks, entry });
+        self.by_id.insert(
+            table_id,
+            Mapped {
+                raw: raw.to_vec(),
+                database,
+                table,
+                tasks,
+                entry,
+            },
+        );
     }
 
     /// The table of a rows event's table id: `None` for tables nobody watches.
@@ -231,12 +273,19 @@ impl SchemaCache {
                 Ok(None) => return Err(bad(format!("column {i} has no type"))),
                 Err(e) => return Err(bad(format!("column {i}: {e}"))),
             };
-            let real = tme.get_column_type(i).map_err(|e| bad(format!("column {i}: {e}")))?;
+            let real = tme
+                .get_column_type(i)
+                .map_err(|e| bad(format!("column {i}: {e}")))?;
             let meta = tme.get_column_metadata(i).unwrap_or(&[]);
             let kind = ColumnKind::from_table_map(raw as u8, meta)
                 .map_err(|e| bad(format!("column {i}: {e}")))?;
             real_types.push(real.unwrap_or(raw));
-            columns.push(ColumnDef { kind, unsigned: false, charset: Charset::Binary, labels: None });
+            columns.push(ColumnDef {
+                kind,
+                unsigned: false,
+                charset: Charset::Binary,
+                labels: None,
+            });
         }
 
         let meta = TableMapMeta::read(tme, &real_types).map_err(|e| bad(e.to_string()))?;
@@ -254,7 +303,11 @@ impl SchemaCache {
             let from_info = info.as_ref().map(|t| &t.columns[i]);
             if col.kind.is_legacy_temporal() {
                 let fsp = from_info.and_then(|c| c.precision).unwrap_or(0).min(6) as u8;
-                col.kind = col.kind.clone().with_legacy_fsp(fsp).map_err(|e| bad(format!("column {i}: {e}")))?;
+                col.kind = col
+                    .kind
+                    .clone()
+                    .with_legacy_fsp(fsp)
+                    .map_err(|e| bad(format!("column {i}: {e}")))?;
             }
             col.unsigned = match (&meta.unsigned, from_info) {
                 (Some(u), _) => u[i],
@@ -262,15 +315,22 @@ impl SchemaCache {
                 (None, None) => false,
             };
             col.charset = match (&meta.charsets, from_info) {
-                (Some(cs), _) => cs[i].map(Charset::from_collation_id).unwrap_or(Charset::Binary),
-                (None, Some(c)) => {
-                    c.charset.as_deref().map(Charset::from_name).unwrap_or(Charset::Binary)
-                }
+                (Some(cs), _) => cs[i]
+                    .map(Charset::from_collation_id)
+                    .unwrap_or(Charset::Binary),
+                (None, Some(c)) => c
+                    .charset
+                    .as_deref()
+                    .map(Charset::from_name)
+                    .unwrap_or(Charset::Binary),
                 (None, None) => Charset::Binary,
             };
             col.labels = match (&meta.labels, from_info) {
                 (Some(l), _) => l[i].as_ref().map(|raw| {
-                    raw.iter().map(|b| decode_text(b, col.charset)).collect::<Vec<_>>().into()
+                    raw.iter()
+                        .map(|b| decode_text(b, col.charset))
+                        .collect::<Vec<_>>()
+                        .into()
                 }),
                 (None, Some(c)) => c.labels.clone(),
                 (None, None) => None,
@@ -289,11 +349,14 @@ impl SchemaCache {
                 .primary_key
                 .iter()
                 .map(|k| {
-                    names.iter().position(|n| n == k).ok_or_else(|| SchemaError::NamesUnknown {
-                        database: database.to_owned(),
-                        table: table.to_owned(),
-                        reason: format!("primary key column `{k}` is not among the columns"),
-                    })
+                    names
+                        .iter()
+                        .position(|n| n == k)
+                        .ok_or_else(|| SchemaError::NamesUnknown {
+                            database: database.to_owned(),
+                            table: table.to_owned(),
+                            reason: format!("primary key column `{k}` is not among the columns"),
+                        })
                 })
                 .collect::<Result<_, _>>()?,
             (None, None) => Vec::new(),
@@ -413,7 +476,10 @@ impl InfoTable {
                 }
             })
             .collect();
-        InfoTable { columns, primary_key: rows.primary_key }
+        InfoTable {
+            columns,
+            primary_key: rows.primary_key,
+        }
     }
 }
 
@@ -494,7 +560,10 @@ fn type_compatible(data_type: &str, t: ColumnType) -> bool {
         "datetime" => matches!(t, MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2),
         "timestamp" => matches!(t, MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2),
         "char" | "varchar" | "binary" | "varbinary" | "inet4" | "inet6" | "uuid" => {
-            matches!(t, MYSQL_TYPE_STRING | MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING)
+            matches!(
+                t,
+                MYSQL_TYPE_STRING | MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING
+            )
         }
         "tinytext" | "text" | "mediumtext" | "longtext" | "tinyblob" | "blob" | "mediumblob"
         | "longblob" => matches!(
@@ -560,7 +629,13 @@ impl TableMapMeta {
             let mut it = signs.into_iter();
             let v: Vec<bool> = types
                 .iter()
-                .map(|t| if is_numeric(*t) { it.next().unwrap_or(false) } else { false })
+                .map(|t| {
+                    if is_numeric(*t) {
+                        it.next().unwrap_or(false)
+                    } else {
+                        false
+                    }
+                })
                 .collect();
             // Without a SIGNEDNESS field on a table with numeric columns we know nothing.
             (numeric == 0 || has_field(tme, |f| matches!(f, OptionalMetadataField::Signedness(_))))
@@ -644,8 +719,14 @@ impl TableMapMeta {
                 _ => {}
             }
         }
-        let enums_needed = types.iter().filter(|t| **t == ColumnType::MYSQL_TYPE_ENUM).count();
-        let sets_needed = types.iter().filter(|t| **t == ColumnType::MYSQL_TYPE_SET).count();
+        let enums_needed = types
+            .iter()
+            .filter(|t| **t == ColumnType::MYSQL_TYPE_ENUM)
+            .count();
+        let sets_needed = types
+            .iter()
+            .filter(|t| **t == ColumnType::MYSQL_TYPE_SET)
+            .count();
         let enum_ok = enums_needed == 0 || enum_values.as_ref().map(Vec::len) == Some(enums_needed);
         let set_ok = sets_needed == 0 || set_values.as_ref().map(Vec::len) == Some(sets_needed);
         let labels = if enum_ok && set_ok {
@@ -669,10 +750,19 @@ impl TableMapMeta {
         if primary_key.is_none() && names.is_some() {
             primary_key = Some(Vec::new());
         }
-        if primary_key.as_ref().is_some_and(|pk| pk.iter().any(|&i| i >= n)) {
+        if primary_key
+            .as_ref()
+            .is_some_and(|pk| pk.iter().any(|&i| i >= n))
+        {
             return Err(std::io::Error::other("primary key index out of range"));
         }
-        Ok(TableMapMeta { names, unsigned, charsets, labels, primary_key })
+        Ok(TableMapMeta {
+            names,
+            unsigned,
+            charsets,
+            labels,
+            primary_key,
+        })
     }
 
     /// True when the binlog alone tells everything needed for these columns.
@@ -687,11 +777,9 @@ impl TableMapMeta {
     }
 }
 
-fn has_field(
-    tme: &TableMapEvent<'_>,
-    pred: impl Fn(&OptionalMetadataField<'_>) -> bool,
-) -> bool {
-    tme.iter_optional_meta().any(|f| f.as_ref().map(&pred).unwrap_or(false))
+fn has_field(tme: &TableMapEvent<'_>, pred: impl Fn(&OptionalMetadataField<'_>) -> bool) -> bool {
+    tme.iter_optional_meta()
+        .any(|f| f.as_ref().map(&pred).unwrap_or(false))
 }
 
 #[cfg(test)]
@@ -700,7 +788,10 @@ mod tests {
 
     #[test]
     fn parses_enum_and_set_labels_with_quotes_and_commas() {
-        assert_eq!(parse_labels("enum('a','b c','it''s','x,y')"), ["a", "b c", "it's", "x,y"]);
+        assert_eq!(
+            parse_labels("enum('a','b c','it''s','x,y')"),
+            ["a", "b c", "it's", "x,y"]
+        );
         assert_eq!(parse_labels("set('')"), [""]);
         assert!(parse_labels("int(11)").is_empty());
     }
@@ -778,7 +869,9 @@ mod tests {
 
     fn map(c: &mut SchemaCache, table_id: u64) -> Arc<TableEntry> {
         let ev = binary_table_map(table_id);
-        let tme = ev.read_event::<TableMapEvent<'_>>().expect("table map parses");
+        let tme = ev
+            .read_event::<TableMapEvent<'_>>()
+            .expect("table map parses");
         c.on_table_map(&tme, ev.data());
         match &c.get(table_id).expect("watched").entry {
             Ok(e) => e.clone(),
@@ -790,7 +883,12 @@ mod tests {
     fn mariadb_binary_types_are_looked_up_once_per_table_and_refined() {
         let calls = Arc::new(AtomicUsize::new(0));
         let mut c = cache(FakeLookup {
-            types: vec![("id", "int"), ("a", "inet6"), ("b", "binary"), ("c", "inet4")],
+            types: vec![
+                ("id", "int"),
+                ("a", "inet6"),
+                ("b", "binary"),
+                ("c", "inet4"),
+            ],
             fail: false,
             calls: calls.clone(),
         });
@@ -798,7 +896,12 @@ mod tests {
         let kinds: Vec<&ColumnKind> = e.columns.iter().map(|c| &c.kind).collect();
         assert_eq!(
             kinds,
-            [&ColumnKind::Long, &ColumnKind::Inet6, &ColumnKind::Char { max_len: 16 }, &ColumnKind::Inet4]
+            [
+                &ColumnKind::Long,
+                &ColumnKind::Inet6,
+                &ColumnKind::Char { max_len: 16 },
+                &ColumnKind::Inet4
+            ]
         );
         assert_eq!(e.schema.columns, ["id", "a", "b", "c"]);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -815,9 +918,15 @@ mod tests {
     #[test]
     fn without_an_answer_mariadb_binary_types_stay_bytes_and_rows_still_flow() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let mut c = cache(FakeLookup { types: vec![], fail: true, calls: calls.clone() });
+        let mut c = cache(FakeLookup {
+            types: vec![],
+            fail: true,
+            calls: calls.clone(),
+        });
         let e = map(&mut c, 70);
-        assert!(e.columns[1..].iter().all(|c| matches!(c.kind, ColumnKind::Char { .. })));
+        assert!(e.columns[1..]
+            .iter()
+            .all(|c| matches!(c.kind, ColumnKind::Char { .. })));
         assert_eq!(e.schema.columns, ["id", "a", "b", "c"]);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
@@ -826,8 +935,20 @@ mod tests {
     fn information_schema_must_match_binlog_columns() {
         let t = InfoTable::from_rows(InfoTableRows {
             columns: vec![
-                ("id".into(), "int".into(), "int(10) unsigned".into(), None, None),
-                ("name".into(), "varchar".into(), "varchar(10)".into(), Some("utf8mb4".into()), None),
+                (
+                    "id".into(),
+                    "int".into(),
+                    "int(10) unsigned".into(),
+                    None,
+                    None,
+                ),
+                (
+                    "name".into(),
+                    "varchar".into(),
+                    "varchar(10)".into(),
+                    Some("utf8mb4".into()),
+                    None,
+                ),
             ],
             primary_key: vec!["id".into()],
         });
@@ -838,6 +959,8 @@ mod tests {
         let err = matches_binlog(&t, &shifted).unwrap_err();
         assert!(err.contains("`id`"), "{err}");
         let fewer = [ColumnType::MYSQL_TYPE_LONG];
-        assert!(matches_binlog(&t, &fewer).unwrap_err().contains("has 1 columns but the table has 2"));
+        assert!(matches_binlog(&t, &fewer)
+            .unwrap_err()
+            .contains("has 1 columns but the table has 2"));
     }
 }

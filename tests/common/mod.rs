@@ -97,7 +97,9 @@ impl MariaDb {
     }
 
     fn pid(&self) -> Option<String> {
-        std::fs::read_to_string(self.dir.path().join("mysqld.pid")).ok().map(|s| s.trim().to_owned())
+        std::fs::read_to_string(self.dir.path().join("mysqld.pid"))
+            .ok()
+            .map(|s| s.trim().to_owned())
     }
 
     pub fn conn(&self) -> mysql::Conn {
@@ -122,7 +124,9 @@ impl MariaDb {
         let mut c = self.conn();
         // query_drop reports only the first statement's error: walk every result set so
         // that a failing later statement fails the test here, not three steps later.
-        let mut result = c.query_iter(sql).unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
+        let mut result = c
+            .query_iter(sql)
+            .unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
         while let Some(set) = result.iter() {
             for row in set {
                 if let Err(e) = row {
@@ -134,13 +138,17 @@ impl MariaDb {
 
     pub fn query_strings(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         let mut c = self.conn();
-        let rows: Vec<mysql::Row> = c.query(sql).unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
+        let rows: Vec<mysql::Row> = c
+            .query(sql)
+            .unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
         rows.into_iter()
             .map(|r| {
                 (0..r.len())
                     .map(|i| match r.as_ref(i) {
                         Some(mysql::Value::NULL) | None => None,
-                        Some(mysql::Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+                        Some(mysql::Value::Bytes(b)) => {
+                            Some(String::from_utf8_lossy(b).into_owned())
+                        }
                         Some(v) => Some(v.as_sql(true).trim_matches('\'').to_owned()),
                     })
                     .collect()
@@ -166,7 +174,12 @@ impl MariaDb {
         if let Some(pid) = self.pid() {
             let _ = Command::new("kill").args(["-KILL", &pid]).status();
             let deadline = Instant::now() + Duration::from_secs(10);
-            while Command::new("kill").args(["-0", &pid]).stderr(Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+            while Command::new("kill")
+                .args(["-0", &pid])
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
                 && Instant::now() < deadline
             {
                 std::thread::sleep(Duration::from_millis(50));
@@ -212,16 +225,24 @@ impl Receiver {
     }
 
     pub fn with_policy(
-        policy: impl Fn(usize, &Received) -> (u16, Vec<(String, String)>, Duration) + Send + Sync + 'static,
+        policy: impl Fn(usize, &Received) -> (u16, Vec<(String, String)>, Duration)
+            + Send
+            + Sync
+            + 'static,
     ) -> Receiver {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind receiver"));
-        let port = server.server_addr().to_ip().map(|a| a.port()).expect("receiver port");
+        let port = server
+            .server_addr()
+            .to_ip()
+            .map(|a| a.port())
+            .expect("receiver port");
         let log: Arc<Mutex<Vec<Received>>> = Arc::default();
         let policy: Arc<Policy> = Arc::new(policy);
         let counter = Arc::new(AtomicUsize::new(0));
         let mut threads = Vec::new();
         for _ in 0..8 {
-            let (server, log, policy, counter) = (server.clone(), log.clone(), policy.clone(), counter.clone());
+            let (server, log, policy, counter) =
+                (server.clone(), log.clone(), policy.clone(), counter.clone());
             threads.push(std::thread::spawn(move || {
                 for mut req in server.incoming_requests() {
                     let mut raw = Vec::new();
@@ -229,7 +250,12 @@ impl Receiver {
                     let headers = req
                         .headers()
                         .iter()
-                        .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.as_str().to_owned()))
+                        .map(|h| {
+                            (
+                                h.field.as_str().as_str().to_ascii_lowercase(),
+                                h.value.as_str().to_owned(),
+                            )
+                        })
                         .collect();
                     let n = counter.fetch_add(1, Ordering::SeqCst);
                     let mut rec = Received {
@@ -257,7 +283,12 @@ impl Receiver {
                 }
             }));
         }
-        Receiver { port, log, server, threads }
+        Receiver {
+            port,
+            log,
+            server,
+            threads,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -270,7 +301,11 @@ impl Receiver {
 
     /// Envelopes answered with 2xx, batches expanded, in arrival order.
     pub fn events(&self) -> Vec<Value> {
-        flatten(self.requests().iter().filter(|r| (200..300).contains(&r.status)))
+        flatten(
+            self.requests()
+                .iter()
+                .filter(|r| (200..300).contains(&r.status)),
+        )
     }
 
     /// Every envelope received whatever the answer, in arrival order.
@@ -288,7 +323,11 @@ impl Receiver {
             }
             if Instant::now() > deadline {
                 let ids: Vec<String> = ev.iter().map(|e| e["id"].to_string()).collect();
-                panic!("expected {n} events within {timeout:?}, got {}: {}", ev.len(), ids.join(", "));
+                panic!(
+                    "expected {n} events within {timeout:?}, got {}: {}",
+                    ev.len(),
+                    ids.join(", ")
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -333,7 +372,8 @@ impl Setup {
         let dir = TempDir::new("pikachu");
         let health_port = free_port();
         let mut dispatcher = "dispatcher:\n  worker_count: 4\n  retry_base_delay: 50ms\n  retry_max_delay: 500ms\n  shutdown_timeout: 5s\n".to_owned();
-        let mut monitor = "monitor:\n  flush_interval: 200ms\n  heartbeat_period: 500ms\n".to_owned();
+        let mut monitor =
+            "monitor:\n  flush_interval: 200ms\n  heartbeat_period: 500ms\n".to_owned();
         let mut log = "log:\n  level: debug\n".to_owned();
         let mut rest = String::new();
         // Sections given in extra_yaml replace the defaults above.
@@ -433,7 +473,10 @@ pub fn binary() -> &'static str {
 
 impl Pikachu {
     pub fn spawn(setup: &Setup, extra_args: &[&str]) -> Pikachu {
-        let opts = SpawnOptions { extra_args: extra_args.iter().map(|a| a.to_string()).collect(), ..Default::default() };
+        let opts = SpawnOptions {
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            ..Default::default()
+        };
         Self::spawn_with(setup, &opts)
     }
 
@@ -449,7 +492,9 @@ impl Pikachu {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let log_path = setup.dir.path().join(format!("pikachu-{n}.log"));
         let log = std::fs::File::create(&log_path).expect("create log file");
-        let stdout_path = opts.separate_stdout.then(|| setup.dir.path().join(format!("pikachu-{n}.stdout")));
+        let stdout_path = opts
+            .separate_stdout
+            .then(|| setup.dir.path().join(format!("pikachu-{n}.stdout")));
         let stdout = match &stdout_path {
             Some(p) => std::fs::File::create(p).expect("create stdout file"),
             None => log.try_clone().expect("log file"),
@@ -460,7 +505,9 @@ impl Pikachu {
                 cmd.args(args);
             }
             None => {
-                cmd.arg("-config").arg(setup.config_path()).args(&opts.extra_args);
+                cmd.arg("-config")
+                    .arg(setup.config_path())
+                    .args(&opts.extra_args);
             }
         }
         let child = cmd
@@ -473,7 +520,10 @@ impl Pikachu {
             child: Some(child),
             log_path,
             health_port: setup.health_port,
-            health_path: opts.health_path.clone().unwrap_or_else(|| "/health".to_owned()),
+            health_path: opts
+                .health_path
+                .clone()
+                .unwrap_or_else(|| "/health".to_owned()),
             stdout_path,
         }
     }
@@ -484,7 +534,10 @@ impl Pikachu {
 
     /// What the binary wrote to stdout (with `SpawnOptions::separate_stdout`; else "").
     pub fn stdout(&self) -> String {
-        self.stdout_path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
+        self.stdout_path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
@@ -497,7 +550,13 @@ impl Pikachu {
             .timeout_global(Some(Duration::from_secs(2)))
             .build()
             .into();
-        let mut resp = agent.get(&format!("http://127.0.0.1:{}{}", self.health_port, self.health_path)).call().ok()?;
+        let mut resp = agent
+            .get(&format!(
+                "http://127.0.0.1:{}{}",
+                self.health_port, self.health_path
+            ))
+            .call()
+            .ok()?;
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().ok()?;
         let body: Value = serde_json::from_str(&text).ok()?;
@@ -511,7 +570,10 @@ impl Pikachu {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("pikachu did not become healthy within {timeout:?}; log:\n{}", self.log());
+                panic!(
+                    "pikachu did not become healthy within {timeout:?}; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -526,11 +588,16 @@ impl Pikachu {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("/health never answered {status} within {timeout:?}; log:\n{}", self.log());
+        panic!(
+            "/health never answered {status} within {timeout:?}; log:\n{}",
+            self.log()
+        );
     }
 
     pub fn signal(&self, sig: &str) {
-        let _ = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status();
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status();
     }
 
     pub fn sigterm(&self) {
@@ -553,7 +620,10 @@ impl Pikachu {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("pikachu did not exit within {timeout:?}; log:\n{}", self.log());
+                panic!(
+                    "pikachu did not exit within {timeout:?}; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -571,7 +641,11 @@ impl Drop for Pikachu {
 
 /// Runs the binary to completion with `args`; returns (exit code, stdout, stderr).
 pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(binary()).args(args).envs(env.iter().copied()).output().expect("run pikachu");
+    let out = Command::new(binary())
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run pikachu");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
