@@ -293,7 +293,19 @@ fn ureq_client(url: &str, threads: usize, requests: u64) {
         let _ = h.join();
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("{:.0}", requests as f64 / secs);
+    // The rate, and this process's CPU seconds per 100k requests (the batch-1 CPU
+    // ceiling): utime + stime are fields 14 and 15 of /proc/self/stat, in clock ticks
+    // (100 per second on Linux).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
+    println!(
+        "{:.0} {:.2}",
+        requests as f64 / secs,
+        ticks / 100.0 / requests as f64 * 100_000.0
+    );
 }
 
 // ---------------------------------------------------------------------------------
