@@ -17,6 +17,7 @@
 //! capacity, and exact once nothing moves. Deliveries a worker holds (being sent, or
 //! gathered into a batch) are not queued any more.
 
+mod resolve;
 mod retry;
 mod worker;
 
@@ -256,7 +257,7 @@ impl Target {
 
 /// One agent for all workers, so connections are pooled across them.
 fn build_agent(dc: &DispatcherConfig, workers: usize) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         // 4xx/5xx come back as responses: their status and `Retry-After` decide.
         .http_status_as_error(false)
         .timeout_global(Some(dc.timeout))
@@ -269,8 +270,12 @@ fn build_agent(dc: &DispatcherConfig, workers: usize) -> ureq::Agent {
         .max_idle_connections(workers.max(dc.max_idle_conns))
         .max_idle_age(dc.idle_conn_timeout)
         .user_agent(concat!("pikachu/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent()
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        resolve::CachingResolver::default(),
+    )
 }
 
 impl Dispatcher {
