@@ -3,6 +3,7 @@
 //! Every part writes here (reader, workers, checkpoint); only the HTTP thread reads.
 //! It holds numbers only: no events, no payloads, no secrets.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
@@ -101,7 +102,13 @@ pub struct StatsData {
 pub struct Stats {
     pub started: Instant,
     pub data: Mutex<StatsData>,
+    /// Reads the queue depth when a snapshot is taken, so that the hot path never
+    /// locks `data` for it. Set once by whoever owns the queues.
+    queue_depth: OnceLock<QueueDepth>,
 }
+
+/// Counts what waits in the delivery queues (see `Stats::set_queue_depth_source`).
+pub type QueueDepth = Box<dyn Fn() -> u64 + Send + Sync>;
 
 impl Stats {
     pub fn new(task_ids: impl IntoIterator<Item = String>, queue_capacity: usize) -> Self {
@@ -119,7 +126,14 @@ impl Stats {
                 queue_capacity: queue_capacity as u64,
                 ..StatsData::default()
             }),
+            queue_depth: OnceLock::new(),
         }
+    }
+
+    /// Where `queue_depth` comes from; later calls are ignored (one dispatcher per
+    /// process).
+    pub fn set_queue_depth_source(&self, source: QueueDepth) {
+        let _ = self.queue_depth.set(source);
     }
 
     /// A consistent copy for rendering, taken without holding the lock while rendering.
@@ -130,6 +144,9 @@ impl Stats {
     /// streaming, a commit or a heartbeat at least every heartbeat period resets it.
     pub fn snapshot(&self) -> StatsData {
         let mut d = self.data.lock().clone();
+        if let Some(depth) = self.queue_depth.get() {
+            d.queue_depth = depth();
+        }
         if let Some(at) = d.lag_measured_at {
             d.lag_seconds += at.elapsed().as_secs_f64();
         }

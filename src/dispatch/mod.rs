@@ -27,7 +27,6 @@ mod tests;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -113,8 +112,6 @@ struct Shared {
     agent: ureq::Agent,
     /// By task index, as in `Config::tasks`.
     targets: Vec<Target>,
-    /// The last length seen of each worker's queue; written only under the stats lock.
-    queue_lens: Vec<AtomicU64>,
     /// How many deliveries a worker may set aside behind failing keys (the capacity of
     /// its queue): with them, memory stays bounded by twice the queues.
     hold_limit: usize,
@@ -143,21 +140,6 @@ impl Shared {
         if idle {
             self.key_idle.notify_all();
         }
-    }
-
-    /// Records that worker `index`'s queue now holds `len` deliveries and publishes the
-    /// total as `queue_depth`. `len` must be read while the stats lock is held (hence
-    /// the closure), so that the last store for a queue is also its latest length.
-    fn record_queue_len(&self, index: usize, len: impl FnOnce() -> usize) {
-        let mut d = self.ctx.stats.data.lock();
-        if let Some(slot) = self.queue_lens.get(index) {
-            slot.store(len() as u64, Ordering::Relaxed);
-        }
-        d.queue_depth = self
-            .queue_lens
-            .iter()
-            .map(|l| l.load(Ordering::Relaxed))
-            .sum();
     }
 }
 
@@ -298,7 +280,6 @@ impl Dispatcher {
             ctx,
             agent,
             targets,
-            queue_lens: (0..worker_count).map(|_| AtomicU64::new(0)).collect(),
             hold_limit: capacity,
             in_flight: parking_lot::Mutex::new(HashMap::new()),
             key_idle: parking_lot::Condvar::new(),
@@ -306,8 +287,10 @@ impl Dispatcher {
 
         let mut senders = Vec::with_capacity(worker_count);
         let mut workers = Vec::with_capacity(worker_count);
+        let mut queues = Vec::with_capacity(worker_count);
         for index in 0..worker_count {
             let (tx, rx) = crossbeam_channel::bounded(capacity);
+            queues.push(rx.clone());
             let for_worker = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("worker-{index}"))
@@ -327,6 +310,12 @@ impl Dispatcher {
                 }
             }
         }
+        // Exact and lock-free: what the queues hold when a snapshot is taken. Receivers
+        // (not senders) are kept, so that closing the queues still ends the workers.
+        let receivers = queues.clone();
+        shared.ctx.stats.set_queue_depth_source(Box::new(move || {
+            receivers.iter().map(|r| r.len() as u64).sum()
+        }));
         {
             let mut d = shared.ctx.stats.data.lock();
             d.dispatcher_running = true;
@@ -374,7 +363,6 @@ impl Dispatcher {
                 }
             }
         }
-        self.shared.record_queue_len(worker, || sender.len());
         !barrier || self.wait_keys_idle(&[key])
     }
 

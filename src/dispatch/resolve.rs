@@ -70,7 +70,8 @@ mod tests {
             reason: ureq::Timeout::Resolve,
             ..NextTimeout::default()
         };
-        r.resolve(&uri, &config, timeout).map(|a| a.iter().copied().collect())
+        r.resolve(&uri, &config, timeout)
+            .map(|a| a.iter().copied().collect())
     }
 
     #[test]
@@ -91,7 +92,12 @@ mod tests {
     fn names_are_looked_up_once_and_remembered() {
         let r = CachingResolver::default();
         let first = resolve(&r, "http://localhost:3000/a").unwrap();
-        assert!(first.iter().all(|a| a.ip().is_loopback() && a.port() == 3000), "{first:?}");
+        assert!(
+            first
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 3000),
+            "{first:?}"
+        );
         assert!(r.names.lock().contains_key("localhost:3000"));
         assert_eq!(resolve(&r, "http://localhost:3000/b").unwrap(), first);
     }

@@ -76,7 +76,6 @@ impl Attempt {
 pub(super) fn run(index: usize, queue: Receiver<Item>, shared: Arc<Shared>) {
     let _running = PanicGuard(&shared);
     let mut worker = Worker {
-        index,
         shared: &shared,
         queue,
         held: VecDeque::new(),
@@ -125,7 +124,6 @@ enum Step {
 const ABORT_POLL: Duration = Duration::from_millis(200);
 
 struct Worker<'a> {
-    index: usize,
     shared: &'a Shared,
     queue: Receiver<Item>,
     /// Deliveries of other tasks taken off the queue while a batch was gathered, in
@@ -207,15 +205,11 @@ impl Worker<'_> {
             if self.shared.ctx.abort.is_raised() {
                 return;
             }
-            let queue = &self.queue;
             if self.blocked.contains_key(&first.key) {
                 self.waiting.push_back(first);
-                self.shared.record_queue_len(self.index, || queue.len());
                 continue;
             }
             let batch = self.gather(first);
-            let queue = &self.queue;
-            self.shared.record_queue_len(self.index, || queue.len());
             if !self.send_new(batch) {
                 return;
             }
