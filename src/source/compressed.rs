@@ -19,6 +19,7 @@
 
 use std::fmt;
 
+use super::payload::lenenc;
 use flate2::{Decompress, FlushDecompress, Status};
 use mysql::binlog::events::{BinlogEventFooter, Event};
 
@@ -173,29 +174,6 @@ fn rows_head_len(body: &[u8], v2: bool, update: bool) -> Result<usize, Compresse
         return Err(short());
     }
     Ok(at)
-}
-
-/// MySQL's length-encoded integer (`net_field_length`).
-fn lenenc(buf: &mut &[u8]) -> Option<u64> {
-    let (&first, rest) = buf.split_first()?;
-    let n = match first {
-        0..=0xfa => {
-            *buf = rest;
-            return Some(u64::from(first));
-        }
-        0xfc => 2,
-        0xfd => 3,
-        0xfe => 8,
-        _ => return None,
-    };
-    let bytes = rest.get(..n)?;
-    *buf = &rest[n..];
-    Some(
-        bytes
-            .iter()
-            .rev()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)),
-    )
 }
 
 /// Appends the decompressed content of one MariaDB compressed block to `out`.

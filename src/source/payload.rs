@@ -93,8 +93,8 @@ struct PayloadHeader<'a> {
     payload: &'a [u8],
 }
 
-/// MySQL's length-encoded integer.
-fn lenenc(buf: &mut &[u8]) -> Option<u64> {
+/// MySQL's length-encoded integer (`net_field_length`); also read by `compressed`.
+pub(super) fn lenenc(buf: &mut &[u8]) -> Option<u64> {
     let (&first, rest) = buf.split_first()?;
     let n = match first {
         0..=0xfa => {
