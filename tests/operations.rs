@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{run_binary, MariaDb, Pikachu, Receiver, Setup, SpawnOptions, TempDir};
+use common::{run_binary, wait_until, MariaDb, Pikachu, Receiver, Setup, SpawnOptions, TempDir};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -17,17 +17,6 @@ const SECRET_KEY: &str = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn task(id: &str, table: &str, url: &str) -> String {
     format!("  - task_id: {id}\n    table_name: {table}\n    events: [insert, update, delete]\n    callback_url: \"{url}\"\n")
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

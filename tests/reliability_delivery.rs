@@ -12,22 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{run_binary, MariaDb, Receiver, Setup};
+use common::{run_binary, wait_until, MariaDb, Receiver, Setup};
 use rel::{accepted_in_arrival_order, file_pos, purge_until_gone};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn task(id: &str, table: &str, url: &str) -> String {
     format!("  - task_id: {id}\n    table_name: {table}\n    events: [insert, update, delete]\n    callback_url: {url}\n")
