@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+. scripts/prereqs.sh
+need_build_tools
+
 # A debug build: it compiles in about a minute where the size-optimised release build
 # (cargo build --release) takes several, and a demo does not need the speed.
 echo "demo: building pikachu (the first build takes about a minute)" >&2
@@ -17,6 +20,7 @@ if [ -z "${PIKACHU_DATABASE_HOST:-}" ]; then
   scripts/mariadb.sh start
   sql() { scripts/mariadb.sh sql -- -e "$1"; }
 else
+  command -v mariadb >/dev/null 2>&1 || apt_install mariadb-client
   sql() {
     mariadb --no-defaults --protocol=TCP -h"$PIKACHU_DATABASE_HOST" -P"${PIKACHU_DATABASE_PORT:-3306}" \
       -u"${PIKACHU_DATABASE_USER:-root}" ${PIKACHU_DATABASE_PASSWORD:+-p"$PIKACHU_DATABASE_PASSWORD"} \
