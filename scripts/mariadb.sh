@@ -42,17 +42,9 @@ install_if_missing() {
      && command -v mariadb >/dev/null 2>&1; then
     return
   fi
-  say "installing mariadb-server and mariadb-client with apt-get"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  # A package install must not start the system's own server.
-  policy=/usr/sbin/policy-rc.d
-  created_policy=0
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
-  fi
-  apt-get install -y -qq mariadb-server mariadb-client >/dev/null
-  [ "$created_policy" = 1 ] && rm -f "$policy"
+  # shellcheck source=prereqs.sh
+  . "$repo/scripts/prereqs.sh"
+  apt_install mariadb-server mariadb-client
 }
 
 running() {

@@ -48,15 +48,9 @@ fn wide_table() -> String {
 }
 
 fn tasks(rx: &Receiver) -> String {
-    ["ints", "nums", "times", "texts", "bins", "pair", "nokey", "wide"]
-        .iter()
-        .map(|t| {
-            format!(
-                "  - task_id: {t}\n    table_name: {t}\n    events: [insert, update, delete]\n    callback_url: {}\n",
-                rx.url(&format!("/{t}"))
-            )
-        })
-        .collect()
+    rx.task_per_table(&[
+        "ints", "nums", "times", "texts", "bins", "pair", "nokey", "wide",
+    ])
 }
 
 fn b64(bytes: &[u8]) -> Value {

@@ -23,15 +23,7 @@ const V1: &str = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
 const V4: &str = "9f1e2d3c-4b5a-4c6d-8e7f-0123456789ab";
 
 fn tasks(rx: &Receiver) -> String {
-    ["addr", "keyed"]
-        .iter()
-        .map(|t| {
-            format!(
-                "  - task_id: {t}\n    table_name: {t}\n    events: [insert, update, delete]\n    callback_url: {}\n",
-                rx.url(&format!("/{t}"))
-            )
-        })
-        .collect()
+    rx.task_per_table(&["addr", "keyed"])
 }
 
 fn find<'a>(

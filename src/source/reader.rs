@@ -493,15 +493,13 @@ impl Reader {
         let events = payload::inner_events(event).map_err(|e| bad(&self.file, e))?;
         for item in events {
             let (offset, inner) = item.map_err(|e| bad(&self.file, e))?;
-            self.inner = Some(InnerAt {
+            let at = InnerAt {
                 start,
                 end,
                 offset,
                 payload: true,
-            });
-            let handled = self.handle(&inner, dispatcher);
-            self.inner = None;
-            handled?;
+            };
+            self.handle_at(at, &inner, dispatcher)?;
         }
         // The payload is the whole transaction: its end is a boundary even if no commit
         // event was inside.
@@ -533,16 +531,25 @@ impl Reader {
         })?;
         // One binlog event, counted once.
         self.events_since_stats = self.events_since_stats.saturating_sub(1);
-        let outer = self.inner;
-        if outer.is_none() {
-            self.inner = Some(InnerAt {
-                start,
-                end,
-                offset: 0,
-                payload: false,
-            });
-        }
-        let handled = self.handle(&plain, dispatcher);
+        // Inside a payload it keeps the payload's position.
+        let at = self.inner.unwrap_or(InnerAt {
+            start,
+            end,
+            offset: 0,
+            payload: false,
+        });
+        self.handle_at(at, &plain, dispatcher)
+    }
+
+    /// Handles an event that stands inside (or for) another one, at `at`'s position.
+    fn handle_at(
+        &mut self,
+        at: InnerAt,
+        event: &Event,
+        dispatcher: &Dispatcher,
+    ) -> Result<(), SessionEnd> {
+        let outer = self.inner.replace(at);
+        let handled = self.handle(event, dispatcher);
         self.inner = outer;
         handled
     }

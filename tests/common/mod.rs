@@ -295,6 +295,20 @@ impl Receiver {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// tasks.yaml entries: one task per table, named after it, taking every event and
+    /// posting to `/<table>` here.
+    pub fn task_per_table(&self, tables: &[&str]) -> String {
+        tables
+            .iter()
+            .map(|t| {
+                format!(
+                    "  - task_id: {t}\n    table_name: {t}\n    events: [insert, update, delete]\n    callback_url: {}\n",
+                    self.url(&format!("/{t}"))
+                )
+            })
+            .collect()
+    }
+
     pub fn requests(&self) -> Vec<Received> {
         self.log.lock().unwrap().clone()
     }
