@@ -1,14 +1,31 @@
 //! Wall-clock and calendar helpers shared by every part that writes a time: the
 //! webhook's `timestamp`, the checkpoint's `saved_at`, dead letters, logs, `/health`.
-//! Plain functions of the system clock; it knows nothing of the pipeline.
+//! Plain functions of the system clock on top of the `time` crate (already linked
+//! through simplelog); it knows nothing of the pipeline.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 /// Seconds since the Unix epoch now (0 if the clock is before 1970).
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the range RFC 3339 can write.
+const FIRST: i64 = -62_167_219_200;
+const LAST: i64 = 253_402_300_799;
+
+/// Unix seconds as a UTC date and time. Outside years 0000–9999 (which RFC 3339 cannot
+/// write and no caller produces: binlog timestamps are u32, the clock is "now") it
+/// saturates to the nearest end, so formatting never fails.
+pub fn utc(unix_seconds: i64) -> OffsetDateTime {
+    // In range after the clamp; the fallback is unreachable but keeps this panic-free.
+    OffsetDateTime::from_unix_timestamp(unix_seconds.clamp(FIRST, LAST))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Formats unix seconds as RFC 3339 UTC (`2026-11-23T10:15:00Z`).
@@ -19,76 +36,32 @@ pub fn rfc3339_utc(unix_seconds: i64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// A UTC calendar date and time of day.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Civil {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-}
-
-/// Unix seconds as a proleptic Gregorian UTC date and time (Howard Hinnant's
-/// `civil_from_days`; exact for the whole i64 range that matters, no tables).
-pub fn civil_from_unix(unix_seconds: i64) -> Civil {
-    let days = unix_seconds.div_euclid(86_400);
-    let secs_of_day = unix_seconds.rem_euclid(86_400) as u32;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Civil {
-        year,
-        month,
-        day,
-        hour: secs_of_day / 3_600,
-        minute: secs_of_day / 60 % 60,
-        second: secs_of_day % 60,
-    }
-}
-
+/// Appends unix seconds as RFC 3339 UTC (`2026-11-23T10:15:00Z`). On the hot path: the
+/// webhook envelope's `timestamp` of every event.
 pub fn write_rfc3339_utc(out: &mut Vec<u8>, unix_seconds: i64) {
-    let c = civil_from_unix(unix_seconds);
-    if (0..=9999).contains(&c.year) {
-        push_digits(out, c.year as u32, 4);
-    } else {
-        // Outside RFC 3339's range; still unambiguous.
-        out.extend_from_slice(c.year.to_string().as_bytes());
-    }
-    out.push(b'-');
-    push_digits(out, c.month, 2);
-    out.push(b'-');
-    push_digits(out, c.day, 2);
-    out.push(b'T');
-    push_digits(out, c.hour, 2);
-    out.push(b':');
-    push_digits(out, c.minute, 2);
-    out.push(b':');
-    push_digits(out, c.second, 2);
-    out.push(b'Z');
+    // Writing into a Vec cannot fail, and `utc` keeps the year in 0000–9999, the only
+    // other reason Rfc3339 refuses a value.
+    let _ = utc(unix_seconds).format_into(out, &Rfc3339);
 }
 
-/// Appends `v` as exactly `width` zero-padded digits.
-fn push_digits(out: &mut Vec<u8>, v: u32, width: usize) {
-    let mut buf = [b'0'; 10];
-    let mut v = v;
-    for d in buf[..width].iter_mut().rev() {
-        *d = b'0' + (v % 10) as u8;
-        v /= 10;
+/// RFC 3339 in UTC: `2026-11-23T10:15:00Z`, or with `fraction` the nanoseconds without
+/// trailing zeros (`…:00.123Z`), the way Go marshals a `time.Time` in UTC. A time
+/// before 1970 (only with a broken clock) is shown as the epoch: visible and harmless.
+pub fn rfc3339(t: SystemTime, fraction: bool) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut at = utc(since.as_secs().min(LAST as u64) as i64);
+    if fraction {
+        // Whole seconds cannot overflow a nanosecond; the fallback keeps the seconds.
+        at = at.replace_nanosecond(since.subsec_nanos()).unwrap_or(at);
     }
-    out.extend_from_slice(&buf[..width]);
+    // Rfc3339 writes `Z` for UTC and the fraction trimmed of trailing zeros, or none.
+    at.format(&Rfc3339).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn rfc3339_formatting() {
@@ -100,5 +73,25 @@ mod tests {
         assert_eq!(rfc3339_utc(4_294_967_295), "2106-02-07T06:28:15Z");
         assert_eq!(rfc3339_utc(-1), "1969-12-31T23:59:59Z");
         assert_eq!(rfc3339_utc(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn out_of_range_saturates() {
+        assert_eq!(rfc3339_utc(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_utc(i64::MIN), "0000-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn system_time_with_and_without_fraction() {
+        assert_eq!(rfc3339(UNIX_EPOCH, true), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::new(1_709_214_301, 120_000_000);
+        assert_eq!(rfc3339(t, true), "2024-02-29T13:45:01.12Z");
+        assert_eq!(rfc3339(t, false), "2024-02-29T13:45:01Z");
+        let t = UNIX_EPOCH + Duration::new(1_709_214_301, 1);
+        assert_eq!(rfc3339(t, true), "2024-02-29T13:45:01.000000001Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH - Duration::from_secs(5), true),
+            "1970-01-01T00:00:00Z"
+        );
     }
 }

@@ -107,63 +107,19 @@ impl XorShift {
     }
 }
 
-/// `Retry-After` as a wait from `now`: delta-seconds (`120`) or an IMF-fixdate
-/// (`Wed, 21 Oct 2015 07:28:00 GMT`; a date in the past means no wait). `None` for
-/// anything else, which then falls back to the backoff.
+/// `Retry-After` as a wait from `now`: delta-seconds (`120`) or an HTTP date
+/// (`Wed, 21 Oct 2015 07:28:00 GMT`, and the obsolete RFC 850 and asctime forms RFC 9110
+/// asks recipients to accept; a date in the past means no wait). `None` for anything
+/// else, which then falls back to the backoff.
 pub(super) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // More digits than a u64 holds is "very long": the cap applies anyway.
         return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
-    let at = parse_imf_fixdate(value)?;
-    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
-    Some(Duration::from_secs(at.saturating_sub(now).max(0) as u64))
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` to unix seconds.
-fn parse_imf_fixdate(s: &str) -> Option<i64> {
-    let mut parts = s.split_ascii_whitespace();
-    let _weekday = parts.next()?.strip_suffix(',')?;
-    let day: u32 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut hms = parts.next()?.split(':');
-    let h: i64 = hms.next()?.parse().ok()?;
-    let m: i64 = hms.next()?.parse().ok()?;
-    let sec: i64 = hms.next()?.parse().ok()?;
-    if parts.next()? != "GMT" || parts.next().is_some() || hms.next().is_some() {
-        return None;
-    }
-    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
-}
-
-/// (year, month, day) to days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at = httpdate::parse_http_date(value).ok()?;
+    // Before `now` is an error here, which is exactly "no wait".
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -267,6 +223,16 @@ mod tests {
         ] {
             assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
         }
+        assert_eq!(
+            parse_retry_after("Wednesday, 21-Oct-15 07:28:30 GMT", now),
+            Some(Duration::from_secs(30)),
+            "RFC 850 form"
+        );
+        assert_eq!(
+            parse_retry_after("Wed Oct 21 07:28:30 2015", now),
+            Some(Duration::from_secs(30)),
+            "asctime form"
+        );
         assert_eq!(
             parse_retry_after("99999999999999999999999", now),
             Some(Duration::from_secs(u64::MAX))

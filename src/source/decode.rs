@@ -1057,15 +1057,11 @@ fn format_inet6(b: &[u8; 16]) -> String {
 }
 
 /// A UUID in its 8-4-4-4-12 lower-case text form.
-fn format_uuid(b: &[u8; 16]) -> String {
-    let mut s = String::with_capacity(36);
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push_str(&format!("{byte:02x}"));
-    }
-    s
+/// 16 bytes as the canonical lower-case hyphenated UUID text
+/// (`a1b2c3d4-e5f6-4789-8abc-def012345678`): MariaDB's UUID column and a GTID's
+/// server uuid.
+pub fn format_uuid(b: &[u8; 16]) -> String {
+    uuid::Uuid::from_bytes(*b).hyphenated().to_string()
 }
 
 fn labels_of(i: usize, col: &ColumnDef) -> Result<&[String], DecodeError> {
@@ -1519,10 +1515,20 @@ fn format_timestamp(secs: u32, micros: u32, fsp: u8) -> String {
         push_frac(&mut s, micros, fsp);
         return s;
     }
-    let c = crate::clock::civil_from_unix(i64::from(secs));
-    push_date(&mut s, c.year as u32, c.month, c.day);
+    // A u32 of seconds is at most 2106, well inside the range `time` represents.
+    let at = crate::clock::utc(i64::from(secs));
+    let (year, month, day) = at.to_calendar_date();
+    let (hour, minute, second) = at.to_hms();
+    push_date(&mut s, year as u32, u8::from(month).into(), day.into());
     s.push('T');
-    push_time(&mut s, c.hour, c.minute, c.second, micros, fsp);
+    push_time(
+        &mut s,
+        hour.into(),
+        minute.into(),
+        second.into(),
+        micros,
+        fsp,
+    );
     s.push('Z');
     s
 }

@@ -791,15 +791,7 @@ impl Reader {
 }
 
 fn uuid(sid: &[u8; 16]) -> String {
-    let h: String = sid.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    super::decode::format_uuid(sid)
 }
 
 /// The first keyword of a statement, upper-cased, after comments and whitespace.
