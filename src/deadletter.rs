@@ -40,53 +40,35 @@ pub fn file_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Errors of the replay-side functions (`read_all`, `rewrite`).
-#[derive(Debug)]
+// The messages repeat the source's text because callers log only the top level.
+#[derive(Debug, thiserror::Error)]
 pub enum DeadLetterError {
+    #[error("cannot read dead-letter file {}: {error}", path.display())]
     Read {
         path: PathBuf,
+        #[source]
         error: io::Error,
     },
     /// A line is not a dead letter. `line` counts from 1.
+    #[error(
+        "dead-letter file {} line {line} is not a dead letter ({error}); an incomplete last \
+         line left by a crash can be deleted (its events were not acknowledged and are \
+         delivered again)",
+        path.display()
+    )]
     Parse {
         path: PathBuf,
         line: usize,
-        error: String,
+        #[source]
+        error: serde_json::Error,
     },
+    #[error("cannot write dead-letter file {}: {error}", path.display())]
     Write {
         path: PathBuf,
+        #[source]
         error: io::Error,
     },
 }
-
-impl std::fmt::Display for DeadLetterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeadLetterError::Read { path, error } => {
-                write!(
-                    f,
-                    "cannot read dead-letter file {}: {error}",
-                    path.display()
-                )
-            }
-            DeadLetterError::Parse { path, line, error } => write!(
-                f,
-                "dead-letter file {} line {line} is not a dead letter ({error}); an incomplete \
-                 last line left by a crash can be deleted (its events were not acknowledged \
-                 and are delivered again)",
-                path.display()
-            ),
-            DeadLetterError::Write { path, error } => {
-                write!(
-                    f,
-                    "cannot write dead-letter file {}: {error}",
-                    path.display()
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for DeadLetterError {}
 
 /// Append-only writer; each `write` is flushed and fsynced before it returns.
 pub struct DeadLetters {
@@ -202,7 +184,7 @@ pub fn read_all(path: &Path) -> Result<Vec<DeadLetter>, DeadLetterError> {
         let letter = serde_json::from_str(line).map_err(|e| DeadLetterError::Parse {
             path: path.to_owned(),
             line: i + 1,
-            error: e.to_string(),
+            error: e,
         })?;
         letters.push(letter);
     }

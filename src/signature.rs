@@ -27,22 +27,13 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     /// The secret is not `whsec_<base64>` (or plain base64) of a non-empty key.
     /// The message says what is wrong and never contains the secret itself.
+    #[error("invalid webhook secret: {0}")]
     BadSecret(String),
 }
-
-impl fmt::Display for SignatureError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SignatureError::BadSecret(why) => write!(f, "invalid webhook secret: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for SignatureError {}
 
 /// An HMAC-SHA256 key for Standard Webhooks signatures.
 #[derive(Clone)]

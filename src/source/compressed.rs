@@ -17,8 +17,6 @@
 //! before anything is handed to the `mysql` crate, whose event reader panics on a size
 //! that does not match its input.
 
-use std::fmt;
-
 use super::payload::lenenc;
 use flate2::{Decompress, FlushDecompress, Status};
 use mysql::binlog::events::{BinlogEventFooter, Event};
@@ -48,19 +46,33 @@ const ALGORITHM_ZLIB: u8 = 0;
 const GROW: usize = 1 << 20;
 
 /// Why a compressed MariaDB event cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompressedError(String);
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CompressedError {
+    /// What went wrong, already including the underlying error's text: the reader logs
+    /// only the top-level message.
+    message: String,
+    /// The I/O or decompression error behind it, if any, for `source()` chains.
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
 
-impl fmt::Display for CompressedError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+fn err(msg: impl Into<String>) -> CompressedError {
+    CompressedError {
+        message: msg.into(),
+        source: None,
     }
 }
 
-impl std::error::Error for CompressedError {}
-
-fn err(msg: impl Into<String>) -> CompressedError {
-    CompressedError(msg.into())
+/// `msg: e`, keeping `e` as the error's source.
+fn err_from<E>(msg: impl std::fmt::Display, e: E) -> CompressedError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    CompressedError {
+        message: format!("{msg}: {e}"),
+        source: Some(Box::new(e)),
+    }
 }
 
 /// The uncompressed event that `event` (a compressed MariaDB event read from the
@@ -89,8 +101,7 @@ pub fn decompress(event: &Event) -> Result<Event, CompressedError> {
         .fde()
         .clone()
         .with_footer(BinlogEventFooter::default());
-    Event::read(&fde, raw.as_slice())
-        .map_err(|e| err(format!("cannot read the uncompressed event: {e}")))
+    Event::read(&fde, raw.as_slice()).map_err(|e| err_from("cannot read the uncompressed event", e))
 }
 
 /// The plain event type and body (without checksum) for the body of a compressed event
@@ -230,11 +241,7 @@ pub fn uncompress_block(block: &[u8], out: &mut Vec<u8>) -> Result<(), Compresse
             .unwrap_or_default();
         let status = z
             .decompress_vec(input, out, FlushDecompress::None)
-            .map_err(|e| {
-                err(format!(
-                    "the compressed block's zlib stream is corrupt: {e}"
-                ))
-            })?;
+            .map_err(|e| err_from("the compressed block's zlib stream is corrupt", e))?;
         if status == Status::StreamEnd {
             break;
         }

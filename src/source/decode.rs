@@ -567,9 +567,14 @@ pub struct ColumnDef {
 // ---------------------------------------------------------------------------------
 
 /// Why a TABLE_MAP column or a row image could not be decoded.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// The row data ended inside a value (`column` None: inside the null bitmap).
+    #[error(
+        "{}: {needed} bytes needed, {available} left (corrupt event or a table map that does \
+         not match the rows)",
+        TruncatedAt(*.column, .type_name)
+    )]
     Truncated {
         column: Option<usize>,
         type_name: &'static str,
@@ -577,8 +582,18 @@ pub enum DecodeError {
         available: usize,
     },
     /// A binlog column type pikachu does not decode.
+    #[error(
+        "{}: binlog column type {raw_type} ({}) is not supported by pikachu",
+        ColumnLabel(*.column),
+        raw_type_name(*.raw_type)
+    )]
     UnsupportedType { column: Option<usize>, raw_type: u8 },
     /// TABLE_MAP metadata that does not fit the column type.
+    #[error(
+        "{} ({}): bad table map metadata {meta:02x?}: {reason}",
+        ColumnLabel(*.column),
+        raw_type_name(*.raw_type)
+    )]
     BadMetadata {
         column: Option<usize>,
         raw_type: u8,
@@ -586,12 +601,17 @@ pub enum DecodeError {
         reason: &'static str,
     },
     /// Bytes that no server writes for this type (corrupt data or a stale schema).
+    #[error("column {column} ({type_name}): {reason}")]
     BadValue {
         column: usize,
         type_name: &'static str,
         reason: String,
     },
     /// The rows event's column bitmap does not match the table's column count.
+    #[error(
+        "the rows event covers {bitmap} columns but the table map has {columns} (table \
+         changed under the reader?)"
+    )]
     ColumnCountMismatch { columns: usize, bitmap: usize },
 }
 
@@ -619,64 +639,17 @@ impl fmt::Display for ColumnLabel {
     }
 }
 
-impl fmt::Display for DecodeError {
+/// Where row data ended: in the null bitmap (no column) or in a column's value.
+struct TruncatedAt<'a>(Option<usize>, &'a str);
+
+impl fmt::Display for TruncatedAt<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::Truncated {
-                column: None,
-                needed,
-                available,
-                ..
-            } => write!(
-                f,
-                "row data truncated in the null bitmap: {needed} bytes needed, {available} left \
-                 (corrupt event or a table map that does not match the rows)"
-            ),
-            DecodeError::Truncated {
-                column,
-                type_name,
-                needed,
-                available,
-            } => write!(
-                f,
-                "{} ({type_name}): row data truncated: {needed} bytes needed, {available} left \
-                 (corrupt event or a table map that does not match the rows)",
-                ColumnLabel(*column)
-            ),
-            DecodeError::UnsupportedType { column, raw_type } => write!(
-                f,
-                "{}: binlog column type {raw_type} ({}) is not supported by pikachu",
-                ColumnLabel(*column),
-                raw_type_name(*raw_type)
-            ),
-            DecodeError::BadMetadata {
-                column,
-                raw_type,
-                meta,
-                reason,
-            } => write!(
-                f,
-                "{} ({}): bad table map metadata {meta:02x?}: {reason}",
-                ColumnLabel(*column),
-                raw_type_name(*raw_type)
-            ),
-            DecodeError::BadValue {
-                column,
-                type_name,
-                reason,
-            } => {
-                write!(f, "column {column} ({type_name}): {reason}")
-            }
-            DecodeError::ColumnCountMismatch { columns, bitmap } => write!(
-                f,
-                "the rows event covers {bitmap} columns but the table map has {columns} \
-                 (table changed under the reader?)"
-            ),
+        match self.0 {
+            None => f.write_str("row data truncated in the null bitmap"),
+            Some(i) => write!(f, "column {i} ({}): row data truncated", self.1),
         }
     }
 }
-
-impl std::error::Error for DecodeError {}
 
 // ---------------------------------------------------------------------------------
 // Row images

@@ -12,7 +12,6 @@
 //! problem, never a panic: the crate's own parser panics on some of these, so the
 //! header and the event framing are checked here before the crate sees any bytes.
 
-use std::fmt;
 use std::io::{self, Read};
 
 use mysql::binlog::events::{BinlogEventFooter, Event, TransactionPayloadReader};
@@ -32,19 +31,33 @@ const TYPE_FORMAT_DESCRIPTION: u8 = 15;
 const TYPE_TRANSACTION_PAYLOAD: u8 = 40;
 
 /// Why a TRANSACTION_PAYLOAD event cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PayloadError(String);
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct PayloadError {
+    /// What went wrong, already including the underlying error's text: the reader logs
+    /// only the top-level message.
+    message: String,
+    /// The I/O or decompression error behind it, if any, for `source()` chains.
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
 
-impl fmt::Display for PayloadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+fn err(msg: impl Into<String>) -> PayloadError {
+    PayloadError {
+        message: msg.into(),
+        source: None,
     }
 }
 
-impl std::error::Error for PayloadError {}
-
-fn err(msg: impl Into<String>) -> PayloadError {
-    PayloadError(msg.into())
+/// `msg: e`, keeping `e` as the error's source.
+fn err_from<E>(msg: impl std::fmt::Display, e: E) -> PayloadError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    PayloadError {
+        message: format!("{msg}: {e}"),
+        source: Some(Box::new(e)),
+    }
 }
 
 /// The inner events of one TRANSACTION_PAYLOAD event, in order. Each item is the inner
@@ -65,7 +78,7 @@ pub fn inner_events(event: &Event) -> Result<InnerEvents<'_>, PayloadError> {
     let header = parse_header(event.data())?;
     let reader = match header.compression {
         COMPRESSION_ZSTD => TransactionPayloadReader::new_zstd(header.payload)
-            .map_err(|e| err(format!("cannot start decompressing the payload: {e}")))?,
+            .map_err(|e| err_from("cannot start decompressing the payload", e))?,
         COMPRESSION_NONE => TransactionPayloadReader::new_uncompressed(header.payload),
         other => {
             return Err(err(format!(
@@ -219,16 +232,23 @@ impl InnerEvents<'_> {
             )));
         }
         self.offset = at + size;
-        let event = Event::read(&self.fde, raw.as_slice())
-            .map_err(|e| err(format!("cannot read the inner event at offset {at}: {e}")))?;
+        let event = Event::read(&self.fde, raw.as_slice()).map_err(|e| {
+            err_from(
+                format_args!("cannot read the inner event at offset {at}"),
+                e,
+            )
+        })?;
         Ok(Some((at, event)))
     }
 
     fn io_error(&self, e: io::Error) -> PayloadError {
-        err(format!(
-            "cannot decompress the payload (after {} bytes): {e}",
-            self.offset
-        ))
+        err_from(
+            format_args!(
+                "cannot decompress the payload (after {} bytes)",
+                self.offset
+            ),
+            e,
+        )
     }
 }
 

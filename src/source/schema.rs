@@ -10,7 +10,6 @@
 //! binlog stream itself and never sends anything.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 
 use mysql::binlog::events::{OptionalMetaExtractor, OptionalMetadataField, TableMapEvent};
@@ -20,46 +19,25 @@ use mysql::prelude::Queryable;
 use crate::event::TableSchema;
 use crate::source::decode::{decode_text, Charset, ColumnDef, ColumnKind};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SchemaError {
     /// Column names (or types) of this table cannot be known for this event.
+    #[error(
+        "column names of `{database}`.`{table}` cannot be known: {reason} (set \
+         binlog_row_metadata=FULL on the server to carry names in the binlog)"
+    )]
     NamesUnknown {
         database: String,
         table: String,
         reason: String,
     },
     /// The TABLE_MAP event could not be understood.
+    #[error("cannot read the table map of `{database}`.`{table}`: {reason}")]
     BadTableMap {
         database: String,
         table: String,
         reason: String,
     },
-}
-
-impl fmt::Display for SchemaError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SchemaError::NamesUnknown {
-                database,
-                table,
-                reason,
-            } => write!(
-                f,
-                "column names of `{database}`.`{table}` cannot be known: {reason} \
-                 (set binlog_row_metadata=FULL on the server to carry names in the binlog)"
-            ),
-            SchemaError::BadTableMap {
-                database,
-                table,
-                reason,
-            } => {
-                write!(
-                    f,
-                    "cannot read the table map of `{database}`.`{table}`: {reason}"
-                )
-            }
-        }
-    }
 }
 
 /// What the reader needs to turn rows of one table into changes.
