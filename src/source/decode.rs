@@ -980,6 +980,9 @@ fn fixed_binary<const N: usize>(
 /// the algorithm of MySQL's `INET6_NTOA`): the longest run of zero groups (the first
 /// one on a tie, even a single group) becomes `::`; `::a.b.c.d` when the run is the
 /// first six groups and `::ffff:a.b.c.d` when it is the first five followed by ffff.
+/// Not a twin of std's `Ipv6Addr` Display: that follows RFC 5952, which never
+/// compresses a single zero group and has no `::a.b.c.d`, so it would differ from the
+/// client.
 fn format_inet6(b: &[u8; 16]) -> String {
     let words: Vec<u16> = b
         .chunks(2)
@@ -1029,7 +1032,6 @@ fn format_inet6(b: &[u8; 16]) -> String {
     s
 }
 
-/// A UUID in its 8-4-4-4-12 lower-case text form.
 /// 16 bytes as the canonical lower-case hyphenated UUID text
 /// (`a1b2c3d4-e5f6-4789-8abc-def012345678`): MariaDB's UUID column and a GTID's
 /// server uuid.
