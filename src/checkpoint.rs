@@ -16,10 +16,10 @@ use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{rfc3339_utc, unix_now};
-use crate::deadletter::replace_file;
 use crate::event::BinlogPosition;
+use crate::fsutil::replace_file;
 use crate::shutdown::Signal;
-use crate::stats::Stats;
+use crate::stats::CheckpointStats;
 
 /// Where to resume: a transaction boundary, with the GTID state where there is one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,41 +36,26 @@ impl Checkpoint {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    #[error("cannot read checkpoint {}: {error}", path.display())]
     Read {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
-    Parse {
-        path: PathBuf,
-        error: String,
-    },
+    #[error(
+        "checkpoint {} is not valid ({error}); move it away to start from `start_from`",
+        path.display()
+    )]
+    Parse { path: PathBuf, error: String },
+    #[error("cannot write checkpoint {}: {error}", path.display())]
     Write {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
 }
-
-impl std::fmt::Display for CheckpointError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CheckpointError::Read { path, error } => {
-                write!(f, "cannot read checkpoint {}: {error}", path.display())
-            }
-            CheckpointError::Parse { path, error } => write!(
-                f,
-                "checkpoint {} is not valid ({error}); move it away to start from `start_from`",
-                path.display()
-            ),
-            CheckpointError::Write { path, error } => {
-                write!(f, "cannot write checkpoint {}: {error}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for CheckpointError {}
 
 pub fn file_path(data_dir: &Path) -> PathBuf {
     data_dir.join("checkpoint.json")
@@ -320,7 +305,7 @@ pub fn spawn_flusher(
     tracker: Arc<Tracker>,
     data_dir: PathBuf,
     interval: Duration,
-    stats: Arc<Stats>,
+    stats: Arc<CheckpointStats>,
     stop: Arc<Signal>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -344,17 +329,14 @@ pub fn spawn_flusher(
 }
 
 /// Saves `cp` and records the outcome in `stats`; true when it was saved.
-fn flush_once(data_dir: &Path, cp: &Checkpoint, stats: &Stats) -> bool {
+fn flush_once(data_dir: &Path, cp: &Checkpoint, stats: &CheckpointStats) -> bool {
     match save(data_dir, cp) {
         Ok(()) => {
-            let mut d = stats.data.lock();
-            d.checkpoint_saves += 1;
-            d.checkpoint_file.clone_from(&cp.file);
-            d.checkpoint_pos = cp.pos;
+            stats.saved(&cp.file, cp.pos);
             true
         }
         Err(e) => {
-            stats.data.lock().checkpoint_failures += 1;
+            stats.failed();
             log::warn!("{e}; trying again at the next flush");
             false
         }
@@ -596,13 +578,13 @@ mod tests {
     fn flusher_saves_changes_and_a_last_time_at_stop() {
         let dir = TempDir::new("cp-flusher");
         let tracker = Arc::new(Tracker::new(cp(4)));
-        let stats = Arc::new(Stats::new(Vec::<String>::new(), 1));
+        let stats = Arc::new(crate::stats::Stats::new(Vec::<String>::new(), 1));
         let stop = Arc::new(Signal::new());
         let handle = spawn_flusher(
             tracker.clone(),
             dir.0.clone(),
             Duration::from_millis(10),
-            stats.clone(),
+            stats.checkpoint.clone(),
             stop.clone(),
         )
         .expect("spawn the flusher");
@@ -626,7 +608,7 @@ mod tests {
         stop.raise();
         handle.join().unwrap();
         assert_eq!(load(&dir.0).unwrap(), Some(cp(600)), "saved at stop");
-        let d = stats.snapshot();
+        let d = crate::stats::Metrics::snapshot(&*stats);
         assert!(d.checkpoint_saves >= 2);
         assert_eq!(d.checkpoint_failures, 0);
         assert_eq!(
@@ -642,20 +624,20 @@ mod tests {
         // `data_dir` is a file: nothing can be saved under it.
         let blocked = dir.0.join("not-a-dir");
         std::fs::write(&blocked, b"x").unwrap();
-        let stats = Arc::new(Stats::new(Vec::<String>::new(), 1));
+        let stats = Arc::new(crate::stats::Stats::new(Vec::<String>::new(), 1));
         let stop = Arc::new(Signal::new());
         stop.raise();
         spawn_flusher(
             Arc::new(Tracker::new(cp(4))),
             blocked,
             Duration::from_millis(10),
-            stats.clone(),
+            stats.checkpoint.clone(),
             stop,
         )
         .expect("spawn the flusher")
         .join()
         .unwrap();
-        let d = stats.snapshot();
+        let d = crate::stats::Metrics::snapshot(&*stats);
         assert_eq!((d.checkpoint_saves, d.checkpoint_failures), (0, 1));
     }
 }

@@ -19,6 +19,23 @@ pub fn rfc3339_utc(unix_seconds: i64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// RFC 3339 in UTC: `2026-11-23T10:15:00Z`, or with `fraction` the nanoseconds without
+/// trailing zeros (`…:00.123Z`), the way Go marshals a `time.Time` in UTC.
+pub fn rfc3339(t: SystemTime, fraction: bool) -> String {
+    // Before 1970 only with a broken clock; the epoch is a visible, harmless answer.
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut s = rfc3339_utc(since.as_secs() as i64);
+    let nanos = since.subsec_nanos();
+    if fraction && nanos != 0 {
+        s.pop(); // the Z, put back after the fraction
+        let frac = format!("{nanos:09}");
+        s.push('.');
+        s.push_str(frac.trim_end_matches('0'));
+        s.push('Z');
+    }
+    s
+}
+
 /// A UTC calendar date and time of day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Civil {

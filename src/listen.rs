@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::de::IgnoredAny;
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::http::rfc3339;
+use crate::clock::rfc3339;
 use crate::signature::{SignatureError, SigningKey};
 
 /// The replay window of the Standard Webhooks reference libraries: a timestamp further

@@ -10,12 +10,12 @@
 //! worker → tracker/stats/dead letters. Nothing here blocks the reader except a full
 //! queue (backpressure) and an update that changes a primary key (a barrier).
 //!
-//! `stats.queue_depth`: the number of deliveries sitting in the worker queues, as the
-//! Go tool's `len(eventChan)`. Whoever changes a queue (`route` after a send, a worker
-//! after taking from it) stores that queue's current length under the stats lock and
-//! sums them, so the figure is always a length the queues really had: never above their
-//! capacity, and exact once nothing moves. Deliveries a worker holds (being sent, or
-//! gathered into a batch) are not queued any more.
+//! It owns `DispatchStats` (running, per-task requests, deliveries, retries, dead
+//! letters, the latency histogram and the queues) and writes no other stage's figures.
+//! The queue depth is the number of deliveries sitting in the worker queues, as the Go
+//! tool's `len(eventChan)`: read from the queues when a snapshot is taken, so it is a
+//! length the queues really had and costs the hot path nothing. Deliveries a worker
+//! holds (being sent, or gathered into a batch) are not queued any more.
 
 mod resolve;
 mod retry;
@@ -34,13 +34,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use ureq::http::{HeaderName, HeaderValue, Uri};
 
-use crate::checkpoint::Tracker;
+use crate::checkpoint::{Checkpoint, Tracker};
 use crate::config::{Config, DispatcherConfig, Secret, Task};
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::event::{Delivery, RowChange, RowImage, Value};
 use crate::shutdown::Signal;
 use crate::signature::{SignatureError, SigningKey};
-use crate::stats::Stats;
+use crate::sink::{Sink, SinkClosed};
+use crate::stats::DispatchStats;
 
 use worker::Item;
 
@@ -93,7 +94,7 @@ impl std::error::Error for DispatchError {}
 pub struct DispatchContext {
     pub config: Arc<Config>,
     pub tracker: Arc<Tracker>,
-    pub stats: Arc<Stats>,
+    pub stats: Arc<DispatchStats>,
     pub dead_letters: Arc<DeadLetters>,
     /// Raised when the shutdown deadline has passed: give up in-flight retries
     /// (without completing those events, so they are read again after a restart).
@@ -316,11 +317,8 @@ impl Dispatcher {
         shared.ctx.stats.set_queue_depth_source(Box::new(move || {
             receivers.iter().map(|r| r.len() as u64).sum()
         }));
-        {
-            let mut d = shared.ctx.stats.data.lock();
-            d.dispatcher_running = true;
-            d.queue_capacity = (capacity * worker_count) as u64;
-        }
+        shared.ctx.stats.set_queue_capacity(capacity * worker_count);
+        shared.ctx.stats.set_running(true);
         Ok(Dispatcher {
             senders,
             workers,
@@ -414,10 +412,10 @@ impl Dispatcher {
                 running.into_iter().partition(JoinHandle::is_finished);
             running = rest;
             for handle in done {
-                let name = handle.thread().name().unwrap_or("worker").to_owned();
-                if handle.join().is_err() {
-                    log::error!("dispatch {name} stopped by a panic; its undelivered events stay unacknowledged");
-                }
+                // A join fails only when the thread panicked, and a panic aborts the
+                // whole process (panic = "abort", see main.rs), so there is no Err to
+                // handle.
+                let _ = handle.join();
             }
             if running.is_empty() {
                 break;
@@ -435,7 +433,7 @@ impl Dispatcher {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        shared.ctx.stats.data.lock().dispatcher_running = false;
+        shared.ctx.stats.set_running(false);
     }
 
     /// The worker that owns this delivery's (task, primary key).
@@ -457,6 +455,23 @@ impl Dispatcher {
             }
             shared.key_idle.wait_for(&mut map, BARRIER_POLL);
         }
+    }
+}
+
+/// The dispatcher is the sink of the binlog reader: it numbers each change for the
+/// checkpoint tracker and routes it; a transaction end becomes a tracker mark.
+impl Sink for Dispatcher {
+    fn deliver(&self, task: usize, change: Arc<RowChange>) -> Result<(), SinkClosed> {
+        let seq = self.shared.ctx.tracker.begin();
+        if self.route(Delivery { seq, task, change }) {
+            Ok(())
+        } else {
+            Err(SinkClosed)
+        }
+    }
+
+    fn commit(&self, at: Checkpoint) {
+        self.shared.ctx.tracker.commit(at);
     }
 }
 

@@ -20,6 +20,7 @@ use crate::config::{
 use crate::deadletter::tests::TempDir;
 use crate::deadletter::{self, DeadLetter};
 use crate::event::{BinlogPosition, ChangeKind, RowChange, TableSchema, Value};
+use crate::stats::{Metrics, Stats};
 
 // ---------------------------------------------------------------------------------
 // A receiver
@@ -337,7 +338,7 @@ impl Pipeline {
             dead_letters: Arc::new(DeadLetters::open(&dir.0).expect("dead-letter file")),
             config: Arc::new(config),
             tracker: tracker.clone(),
-            stats: stats.clone(),
+            stats: stats.dispatch.clone(),
             abort: abort.clone(),
         })
         .expect("dispatcher starts");
@@ -357,7 +358,7 @@ impl Pipeline {
     /// Numbers, counts and routes one change as the reader does; returns its number.
     fn send(&self, task: usize, change: Arc<RowChange>) -> u64 {
         let seq = self.tracker.begin();
-        self.stats.count_captured(task, change.kind, 1);
+        self.stats.source.captured(task, change.kind, 1);
         assert!(
             self.dispatcher().route(Delivery { seq, task, change }),
             "route refused"
@@ -1127,7 +1128,7 @@ fn route_refuses_once_the_workers_are_gone() {
 fn bad_secrets_and_headers_stop_the_start_without_showing_values() {
     let start = |cfg: Config| {
         let dir = TempDir::new("dispatch-bad");
-        let stats = Arc::new(Stats::new(cfg.tasks.iter().map(|t| t.task_id.clone()), 1));
+        let stats = Arc::new(DispatchStats::new(cfg.tasks.len(), 1));
         Dispatcher::start(DispatchContext {
             dead_letters: Arc::new(DeadLetters::open(&dir.0).unwrap()),
             config: Arc::new(cfg),
