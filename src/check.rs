@@ -606,10 +606,14 @@ fn check_binlog_settings(conn: &mut mysql::Conn, info: &ServerInfo, r: &mut Repo
         (Some(after), _) => r.ok(
             "binlog retention",
             &format!(
-                "binary logs are purged after {after}: a pikachu stopped for longer cannot                  resume from its checkpoint"
+                "binary logs are purged after {after}: a pikachu stopped for longer cannot \
+                 resume from its checkpoint"
             ),
         ),
-        (None, true) => r.ok("binlog retention", "binary logs are not purged automatically"),
+        (None, true) => r.ok(
+            "binlog retention",
+            "binary logs are not purged automatically",
+        ),
         (None, false) => {}
     }
 }

@@ -319,8 +319,9 @@ fn negotiate(query: Option<&str>, accept: Option<&str>) -> Result<Format, String
 /// `event_queue_size`, `last_event_time`, and `uptime`/`version` from its README) plus
 /// `source_connected`: we also report DOWN while the binlog connection is lost, and
 /// without that field an operator would see DOWN with both components "running".
-/// Keys are sorted, as Go's encoder sorts map keys; the body ends with a newline, as
-/// Go's `json.Encoder` writes one.
+/// Keys come in the order written here (serde_json's `preserve_order` is on), not
+/// sorted as Go's encoder sorts map keys; no JSON client depends on key order. The body
+/// ends with a newline, as Go's `json.Encoder` writes one.
 pub fn render_health(data: &StatsData, uptime: Duration, up: bool) -> (u16, String) {
     let body = json!({
         "status": if up { "UP" } else { "DOWN" },

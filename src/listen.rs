@@ -403,8 +403,8 @@ fn render_body(body: &[u8]) -> RenderedBody {
 }
 
 /// Pretty-prints valid JSON text with two-space indents, keeping every token as sent
-/// (key order, number spelling, string escapes): parsing into a `Value` would sort keys
-/// and could round numbers.
+/// (key order, number spelling, string escapes): parsing into a `Value` keeps key order
+/// (`preserve_order`) but could round numbers and re-escape strings.
 fn reindent(json: &str) -> String {
     let mut out = String::with_capacity(json.len() * 2);
     let mut depth = 0usize;

@@ -121,6 +121,75 @@ struct Shared {
     in_flight: parking_lot::Mutex<HashMap<u64, usize>>,
     /// Notified when a key's last delivery in flight completes.
     key_idle: parking_lot::Condvar,
+    /// `dispatcher.max_connections`: requests open at once per callback host.
+    host_limit: HostLimit,
+}
+
+/// A counting semaphore per callback host (`host:port`): `dispatcher.max_connections`
+/// requests to one host at most, whatever the worker count. A worker over the limit
+/// waits before sending, so one key's deliveries keep their order (they all go through
+/// that worker). No limit at all when it is at least the worker count: the workers
+/// themselves never have more requests open than that.
+struct HostLimit {
+    /// `None`: no limit.
+    max: Option<usize>,
+    open: parking_lot::Mutex<HashMap<String, usize>>,
+    freed: parking_lot::Condvar,
+}
+
+/// One request's place under `HostLimit`; dropping it frees the place.
+pub(crate) struct HostPermit<'a> {
+    limit: &'a HostLimit,
+    host: Option<&'a str>,
+}
+
+impl HostLimit {
+    fn new(max: usize, workers: usize) -> HostLimit {
+        HostLimit {
+            max: (max < workers).then_some(max.max(1)),
+            open: parking_lot::Mutex::new(HashMap::new()),
+            freed: parking_lot::Condvar::new(),
+        }
+    }
+
+    /// Waits for a place for a request to `host`; `None` when `abort` was raised first.
+    fn acquire<'a>(&'a self, host: &'a str, abort: &Signal) -> Option<HostPermit<'a>> {
+        let Some(max) = self.max else {
+            return Some(HostPermit {
+                limit: self,
+                host: None,
+            });
+        };
+        let mut open = self.open.lock();
+        loop {
+            let n = open.entry(host.to_owned()).or_insert(0);
+            if *n < max {
+                *n += 1;
+                return Some(HostPermit {
+                    limit: self,
+                    host: Some(host),
+                });
+            }
+            if abort.is_raised() {
+                return None;
+            }
+            self.freed.wait_for(&mut open, BARRIER_POLL);
+        }
+    }
+}
+
+impl Drop for HostPermit<'_> {
+    fn drop(&mut self) {
+        let Some(host) = self.host else {
+            return;
+        };
+        let mut open = self.limit.open.lock();
+        if let Some(n) = open.get_mut(host) {
+            *n = n.saturating_sub(1);
+        }
+        drop(open);
+        self.limit.freed.notify_one();
+    }
 }
 
 impl Shared {
@@ -155,6 +224,8 @@ struct Target {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// False when the task sets its own `Content-Type`.
     default_content_type: bool,
+    /// `host:port` of the URL, the key of `dispatcher.max_connections`.
+    host: String,
     key: Option<SigningKey>,
 }
 
@@ -227,8 +298,15 @@ impl Target {
             })?),
             None => None,
         };
+        let host = match (url.host(), url.port_u16()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) if url.scheme_str() == Some("https") => format!("{h}:443"),
+            (Some(h), None) => format!("{h}:80"),
+            (None, _) => String::new(),
+        };
         Ok(Target {
             task_id,
+            host,
             url,
             url_text: task.callback_url.clone(),
             headers,
@@ -277,6 +355,14 @@ impl Dispatcher {
             .map(|task| Target::new(task, dc.secret.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let agent = build_agent(dc, worker_count);
+        let host_limit = HostLimit::new(dc.max_connections, worker_count);
+        if host_limit.max.is_none() {
+            log::info!(
+                "dispatcher.max_connections ({}) is not below worker_count ({worker_count}): \
+                 no more than {worker_count} requests are ever open, so it limits nothing",
+                dc.max_connections
+            );
+        }
         let shared = Arc::new(Shared {
             ctx,
             agent,
@@ -284,6 +370,7 @@ impl Dispatcher {
             hold_limit: capacity,
             in_flight: parking_lot::Mutex::new(HashMap::new()),
             key_idle: parking_lot::Condvar::new(),
+            host_limit,
         });
 
         let mut senders = Vec::with_capacity(worker_count);
@@ -503,8 +590,10 @@ pub fn replay(config: &Config, letter: &DeadLetter) -> Result<(), DeadLetter> {
     let Some(event_id) = letter.ids.first() else {
         return Err(not_attempted(&"it has no event id"));
     };
-    // Keys come back in sorted order (the file holds a parsed value), which is the
-    // same JSON to any receiver; the signature covers exactly these bytes.
+    // The file holds a parsed value: keys come back in their recorded order
+    // (serde_json's `preserve_order`), but spacing and number spelling may differ from
+    // the first attempt's bytes, which is the same JSON to any receiver; the signature
+    // covers exactly these bytes.
     let body = serde_json::to_vec(&letter.body).map_err(|e| not_attempted(&e))?;
     let agent = build_agent(&config.dispatcher, 1);
     let attempt = worker::post(&agent, &target, event_id, &body);

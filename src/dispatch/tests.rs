@@ -1278,3 +1278,87 @@ fn connections_are_kept_and_reused_between_requests() {
         ports.len()
     );
 }
+
+/// Counts requests being answered at once, and the most seen.
+#[derive(Default)]
+struct Concurrency {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl Concurrency {
+    fn enter(&self) {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+    }
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn slow_counting_hook(seen: Arc<Concurrency>) -> Hook {
+    Hook::start(8, move |_, _| {
+        seen.enter();
+        std::thread::sleep(Duration::from_millis(40));
+        seen.leave();
+        ok()
+    })
+}
+
+#[test]
+fn max_connections_caps_concurrent_requests_per_host_and_keeps_key_order() {
+    let seen = Arc::new(Concurrency::default());
+    let hook = slow_counting_hook(seen.clone());
+    let mut cfg = config(&[hook.url("/h")]);
+    cfg.dispatcher.worker_count = 8;
+    cfg.dispatcher.max_connections = 2;
+    let mut p = Pipeline::start(cfg);
+    let table = users(true);
+    // 8 keys, 4 changes each: every worker has work at once.
+    let mut n = 0;
+    for round in 0..4 {
+        for key in 0..8 {
+            n += 1;
+            let _ = round;
+            p.send(0, insert(&table, key, n));
+        }
+    }
+    wait_for("every request", || hook.count() == 32);
+    p.finish();
+    assert_eq!(
+        seen.max.load(Ordering::SeqCst),
+        2,
+        "at most max_connections requests to the host at once, and the cap is reached"
+    );
+    // One key's changes arrive in the order they were routed.
+    let mut last: HashMap<i64, u64> = HashMap::new();
+    for r in hook.received() {
+        let body = r.json();
+        let key = body["data"]["id"].as_i64().expect("id");
+        let pos = body["position"]["pos"].as_u64().expect("pos");
+        if let Some(before) = last.insert(key, pos) {
+            assert!(before < pos, "key {key}: {pos} after {before}");
+        }
+    }
+    assert_eq!(p.task(0).delivered[INSERT], 32);
+}
+
+#[test]
+fn max_connections_at_or_above_the_worker_count_limits_nothing() {
+    let seen = Arc::new(Concurrency::default());
+    let hook = slow_counting_hook(seen.clone());
+    let mut cfg = config(&[hook.url("/h")]);
+    cfg.dispatcher.worker_count = 4;
+    cfg.dispatcher.max_connections = 4;
+    let mut p = Pipeline::start(cfg);
+    let table = users(true);
+    for key in 0..16 {
+        p.send(0, insert(&table, key, key as u64 + 1));
+    }
+    wait_for("every request", || hook.count() == 16);
+    p.finish();
+    assert!(
+        seen.max.load(Ordering::SeqCst) > 2,
+        "workers ran side by side"
+    );
+}

@@ -352,7 +352,13 @@ impl Worker<'_> {
         let task = batch[0].delivery.task;
         let target = &self.shared.targets[task];
         let event_id = batch[0].delivery.change.id.as_str();
+        // At most `max_connections` requests to one host at once; a worker over the
+        // limit waits here, which keeps its keys in order.
+        let Some(permit) = self.shared.host_limit.acquire(&target.host, &ctx.abort) else {
+            return Step::Aborted;
+        };
         let attempt = post(&self.shared.agent, target, event_id, body);
+        drop(permit);
         ctx.stats.request(task, status_class(attempt.status));
         match attempt.verdict {
             Verdict::Delivered => {
