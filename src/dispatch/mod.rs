@@ -45,50 +45,34 @@ use crate::stats::DispatchStats;
 
 use worker::Item;
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     /// The HTTP client could not be built (bad TLS setup …).
+    #[error("cannot build the HTTP client: {0}")]
     Client(String),
     /// A thread could not be started.
-    Spawn(std::io::Error),
+    #[error("cannot start a dispatch worker thread: {0}")]
+    Spawn(#[source] std::io::Error),
     /// A task's (or the dispatcher's default) `secret` is not a usable signing key.
     /// The error never contains the secret.
+    #[error("task `{task_id}`: {error}")]
     BadSecret {
         task_id: String,
+        #[source]
         error: SignatureError,
     },
     /// A task's callback URL cannot be requested.
+    #[error("task `{task_id}`: callback_url cannot be used: {error}")]
     BadUrl { task_id: String, error: String },
     /// A task's `headers` entry is not a valid HTTP header, or is one pikachu sets.
     /// Holds the header name only: values are often credentials.
+    #[error("task `{task_id}`: header `{name}` {error}")]
     BadHeader {
         task_id: String,
         name: String,
         error: String,
     },
 }
-
-impl std::fmt::Display for DispatchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DispatchError::Client(e) => write!(f, "cannot build the HTTP client: {e}"),
-            DispatchError::Spawn(e) => write!(f, "cannot start a dispatch worker thread: {e}"),
-            DispatchError::BadSecret { task_id, error } => {
-                write!(f, "task `{task_id}`: {error}")
-            }
-            DispatchError::BadUrl { task_id, error } => {
-                write!(f, "task `{task_id}`: callback_url cannot be used: {error}")
-            }
-            DispatchError::BadHeader {
-                task_id,
-                name,
-                error,
-            } => write!(f, "task `{task_id}`: header `{name}` {error}"),
-        }
-    }
-}
-
-impl std::error::Error for DispatchError {}
 
 /// Everything the workers share, built once at start.
 pub struct DispatchContext {

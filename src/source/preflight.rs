@@ -227,3 +227,37 @@ pub fn resolve_start(
         }
     }
 }
+
+/// Which of `tables` (database, table) the server does not have, in one query. The
+/// names are compared without regard to case, so that a server with
+/// `lower_case_table_names` set does not make existing tables look missing.
+pub fn missing_tables<'a>(
+    conn: &mut mysql::Conn,
+    tables: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Vec<(&'a str, &'a str)>, PreflightError> {
+    let wanted: Vec<(&str, &str)> = tables.into_iter().collect();
+    let mut databases: Vec<&str> = wanted.iter().map(|(d, _)| *d).collect();
+    databases.sort_unstable();
+    databases.dedup();
+    if databases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; databases.len()].join(", ");
+    let existing: Vec<(String, String)> = conn
+        .exec(
+            format!(
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA IN ({marks})"
+            ),
+            databases,
+        )
+        .map_err(query_err("the list of tables"))?;
+    Ok(wanted
+        .into_iter()
+        .filter(|(db, table)| {
+            !existing
+                .iter()
+                .any(|(d, t)| d.eq_ignore_ascii_case(db) && t.eq_ignore_ascii_case(table))
+        })
+        .collect())
+}

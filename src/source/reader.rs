@@ -24,7 +24,7 @@ use crate::shutdown::Signal;
 use crate::sink::{Sink, SinkClosed};
 use crate::source::decode::decode_image;
 use crate::source::schema::{Mapped, SchemaCache, TableEntry};
-use crate::source::{compressed, mysql_opts, payload, schema};
+use crate::source::{compressed, mysql_opts, payload, preflight, schema};
 use crate::stats::SourceStats;
 
 /// Why the reader stopped for good.
@@ -222,6 +222,7 @@ impl Reader {
             Ok(v) => self.session_checksum = v.is_some_and(|v| !v.eq_ignore_ascii_case("NONE")),
             Err(e) => return SessionEnd::Lost(format!("cannot read binlog_checksum: {e}")),
         }
+        self.warn_missing_tables(&mut conn);
         self.first_event = true;
         // Start from the last transaction boundary; half-read transactions are read
         // again and their already-queued row events skipped.
@@ -252,6 +253,36 @@ impl Reader {
         }
         // A clean server shutdown ends the stream exactly like this.
         SessionEnd::Lost("the server closed the binlog stream".to_owned())
+    }
+
+    /// A task whose table does not exist would otherwise wait in silence; a typo in
+    /// `table_name` looks exactly like that. Said at start and at every reconnect (a
+    /// table dropped meanwhile), not fatal: the table may be created later, and its rows
+    /// are delivered from then on.
+    fn warn_missing_tables(&self, conn: &mut mysql::Conn) {
+        let tables = self
+            .config
+            .tasks
+            .iter()
+            .map(|t| (t.database.as_str(), t.table.as_str()));
+        let missing = match preflight::missing_tables(conn, tables) {
+            Ok(m) => m,
+            Err(e) => {
+                log::debug!("cannot tell whether the tasks' tables exist: {e}");
+                return;
+            }
+        };
+        for task in &self.config.tasks {
+            if missing.contains(&(task.database.as_str(), task.table.as_str())) {
+                log::warn!(
+                    "task {}: table {}.{} does not exist (yet); a typo in table_name? pikachu \
+                     keeps running and delivers once it is created",
+                    task.task_id,
+                    task.database,
+                    task.table
+                );
+            }
+        }
     }
 
     fn classify(&self, e: mysql::Error) -> SessionEnd {
