@@ -1,10 +1,11 @@
 //! The checkpoint: the binlog position up to which every event of every task is
 //! delivered or dead-lettered (a low-water mark across workers), and its atomic file.
 //!
-//! The reader numbers events and marks transaction ends; workers complete numbers; the
-//! flusher thread saves the safe point. This module never reads the binlog and never
-//! sends anything. The safe point never passes an event that is not complete, so a
-//! restart from the file can repeat events but never skip one.
+//! The dispatcher (as the reader's sink) numbers events and marks transaction ends;
+//! workers complete numbers; the flusher thread saves the safe point and owns
+//! `CheckpointStats`. This module never reads the binlog and never sends anything.
+//! The safe point never passes an event that is not complete, so a restart from the
+//! file can repeat events but never skip one.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -115,8 +116,9 @@ pub fn save(data_dir: &Path, cp: &Checkpoint) -> Result<(), CheckpointError> {
     replace_file(&path, &bytes).map_err(|(path, error)| CheckpointError::Write { path, error })
 }
 
-/// Low-water-mark tracker shared by the reader (numbers events, marks commits) and the
-/// workers (complete numbers). Thread-safe; memory bounded by the events in flight.
+/// Low-water-mark tracker shared by the dispatcher's `Sink` side (numbers events, marks
+/// commits, on the reader's thread) and the workers (complete numbers). Thread-safe;
+/// memory bounded by the events in flight.
 ///
 /// Sequence numbers start at 0 and are handed out densely by `begin`. Completion is
 /// kept as a bitmap window starting at the lowest incomplete number, so one completion
@@ -222,7 +224,7 @@ impl Tracker {
         }
     }
 
-    /// Reader: the sequence number of the next event it will send.
+    /// Sink (reader's thread): the sequence number of the next event it hands over.
     pub fn begin(&self) -> u64 {
         let mut s = self.state.lock();
         let seq = s.next_seq;
@@ -230,7 +232,7 @@ impl Tracker {
         seq
     }
 
-    /// Reader: a transaction ended at `at` (the position after it); every number handed
+    /// Sink (reader's thread): a transaction ended at `at` (the position after it); every number handed
     /// out so far belongs to it or to earlier transactions.
     pub fn commit(&self, at: Checkpoint) {
         let mut s = self.state.lock();

@@ -1,9 +1,11 @@
-//! The health and metrics endpoints, served by one tiny_http thread from `Stats`.
+//! The health and metrics endpoints, served by one tiny_http thread from a `Metrics`
+//! handle.
 //!
-//! Read-only: it renders the stats and never changes the pipeline. It owns the JSON
-//! shapes of `GET <health path>` and `GET /metrics` (those of the Go tool, plus ours)
-//! and the Prometheus text exposition. It must not block the pipeline: it takes one
-//! short lock per request (`Stats::snapshot`) and renders outside it.
+//! Read-only: it renders snapshots and never changes the pipeline; it sees no stage's
+//! counters, only `Metrics::snapshot`. It owns the JSON shapes of `GET <health path>`
+//! and `GET /metrics` (those of the Go tool, plus ours) and the Prometheus text
+//! exposition. It must not block the pipeline: a snapshot reads atomics and a few short
+//! per-stage locks, and rendering happens outside them.
 //!
 //! Routes: `GET|HEAD <health path>`, `GET|HEAD /metrics` (JSON, or Prometheus text by
 //! `Accept` / `?format=prometheus`), and `GET|HEAD /metrics-json`, the path under which

@@ -1,6 +1,8 @@
-//! Dispatch: the worker pool that turns `Delivery`s into webhook requests.
+//! Dispatch: the reader's `Sink`, and the worker pool that turns its changes into
+//! webhook requests.
 //!
-//! Routes each delivery to a worker by (task, primary key) so that one key's changes go
+//! As the sink it numbers each change in the checkpoint tracker and turns transaction
+//! ends into tracker marks, so the reader knows neither. Routes each delivery to a worker by (task, primary key) so that one key's changes go
 //! in order; retries with backoff; dead-letters what finally fails; completes sequence
 //! numbers in the checkpoint tracker. It never reads the binlog.
 //!

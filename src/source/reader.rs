@@ -1,12 +1,14 @@
 //! The binlog reader thread: one blocking replication connection, registered with the
-//! configured `server_id`, turning row events of watched tables into `Delivery`s.
+//! configured `server_id`, turning row events of watched tables into `RowChange`s for a
+//! `Sink`.
 //!
-//! It owns the read position. It reconnects with backoff after any error or silence
-//! (read timeout = a few heartbeat periods) and resumes at the last transaction boundary
-//! it read, skipping the row events of a half-read transaction that it had already
-//! queued, so nothing is lost or queued twice. It marks each transaction end in the
-//! checkpoint tracker and stops only at a transaction boundary. It never sends HTTP and
-//! never writes the checkpoint file.
+//! It owns the read position and `SourceStats`. It reconnects with backoff after any
+//! error or silence (read timeout = a few heartbeat periods) and resumes at the last
+//! transaction boundary it read, skipping the row events of a half-read transaction that
+//! it had already handed over, so nothing is lost or handed over twice. It tells the
+//! sink where each transaction ends and stops only at a transaction boundary. It never
+//! sends HTTP, never writes the checkpoint file, and does not know what is behind the
+//! sink (tests drive it into a recording one).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
