@@ -216,8 +216,8 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
     let outstanding = tracker.outstanding();
     if outstanding > 0 {
         log::info!(
-            "reading stopped; finishing {outstanding} queued deliveries (deadline {:?})",
-            cfg.dispatcher.shutdown_timeout
+            "reading stopped; finishing {outstanding} queued deliveries (deadline {:.1}s)",
+            cfg.dispatcher.shutdown_timeout.as_secs_f64()
         );
     }
     dispatcher.finish();
@@ -271,7 +271,8 @@ fn spawn_deadline(stop: Arc<Signal>, abort: Arc<Signal>, timeout: Duration) {
             while stop.sleep(Duration::from_secs(3600)) {}
             if abort.sleep(timeout) {
                 log::warn!(
-                    "shutdown deadline of {timeout:?} passed: giving up in-flight deliveries"
+                    "shutdown deadline of {:.1}s passed: giving up in-flight deliveries",
+                    timeout.as_secs_f64()
                 );
                 abort.raise();
             }

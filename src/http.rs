@@ -1072,6 +1072,46 @@ mod tests {
     }
 
     #[test]
+    fn metrics_json_has_the_go_system_section_with_true_figures() {
+        let v: Value =
+            serde_json::from_str(&render_metrics_json(&populated(), Duration::ZERO)).unwrap();
+        let sys = &v["system"];
+        for key in [
+            "goroutines",
+            "memory_alloc",
+            "memory_sys",
+            "num_gc",
+            "threads",
+            "cpus",
+        ] {
+            assert!(sys[key].is_u64(), "system.{key}: {sys}");
+        }
+        assert_eq!(sys["num_gc"], 0);
+        assert_eq!(sys["goroutines"], sys["threads"]);
+        assert_eq!(sys["memory_alloc"], sys["resident_memory_bytes"]);
+        #[cfg(target_os = "linux")]
+        {
+            assert!(sys["threads"].as_u64().unwrap() >= 1);
+            assert!(sys["resident_memory_bytes"].as_u64().unwrap() > 0);
+        }
+        let f = SystemFigures {
+            threads: 9,
+            resident_bytes: 4096,
+            resident_peak_bytes: 8192,
+            virtual_bytes: 1 << 20,
+            cpus: 2,
+        };
+        assert_eq!(
+            system_json(&f),
+            json!({
+                "goroutines": 9, "memory_alloc": 4096, "memory_sys": 4096, "num_gc": 0,
+                "threads": 9, "resident_memory_bytes": 4096,
+                "resident_memory_peak_bytes": 8192, "virtual_memory_bytes": 1 << 20, "cpus": 2,
+            })
+        );
+    }
+
+    #[test]
     fn metrics_json_when_idle_has_no_division_by_zero() {
         let v: Value =
             serde_json::from_str(&render_metrics_json(&StatsData::default(), Duration::ZERO))

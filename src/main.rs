@@ -167,10 +167,21 @@ fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
         let name = thread.name().unwrap_or("unnamed");
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic");
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        // One line, whatever the panic message holds.
+        let what = what.replace('\n', " ");
         let message = format!(
-            "internal error (a bug) in thread {name}: {info}; the checkpoint on disk is \
-             valid, a restart resumes from it; please report this at \
-             https://github.com/tiyee/pikachu/issues"
+            "internal error (a bug) in thread {name}{at}: {what}; the checkpoint on disk is \
+             valid, a restart resumes from it; please report this"
         );
         if log::log_enabled!(log::Level::Error) {
             log::error!("{message}");
