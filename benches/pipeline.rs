@@ -24,7 +24,7 @@ use pikachu::encode::write_envelope;
 use pikachu::event::{BinlogPosition, ChangeKind, Delivery, RowChange, TableSchema, Value};
 use pikachu::shutdown::Signal;
 use pikachu::source::decode::{decode_image, Charset, ColumnDef, ColumnKind};
-use pikachu::stats::Stats;
+use pikachu::stats::{Metrics, Stats};
 
 /// Rows per decode iteration: one rows event's worth, decoded back to back.
 const ROWS_PER_EVENT: usize = 100;
@@ -560,7 +560,7 @@ impl Pipeline {
             dead_letters: Arc::new(DeadLetters::open(&dir.0).expect("dead-letter file")),
             config: Arc::new(config),
             tracker: tracker.clone(),
-            stats: stats.clone(),
+            stats: stats.dispatch.clone(),
             abort: abort.clone(),
         })
         .expect("dispatcher starts");
@@ -581,8 +581,9 @@ impl Pipeline {
         let mut last = 0;
         for i in 0..n {
             let change = changes[(i % changes.len() as u64) as usize].clone();
+            // What `Sink::deliver` does, with the number kept to wait for it below.
             let seq = self.tracker.begin();
-            self.stats.count_captured(0, change.kind, 1);
+            self.stats.source.captured(0, change.kind, 1);
             assert!(
                 dispatcher.route(Delivery {
                     seq,

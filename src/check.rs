@@ -18,6 +18,7 @@ use mysql::prelude::Queryable;
 
 use crate::checkpoint;
 use crate::config::{Config, Task};
+use crate::exit::Exit;
 use crate::source::mysql_opts;
 use crate::source::preflight::{self, ServerInfo};
 
@@ -79,7 +80,7 @@ impl Report<'_> {
 
 /// Runs every check for `cfg` (already loaded and valid) and writes one line per check
 /// to `out`; returns the exit status.
-pub fn run(cfg: &Config, out: &mut dyn Write) -> u8 {
+pub fn run(cfg: &Config, out: &mut dyn Write) -> Exit {
     let mut r = Report {
         out,
         failed_db: 0,
@@ -89,11 +90,11 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> u8 {
     check_local(cfg, &mut r);
     check_database(cfg, &mut r);
     let status = if r.failed_db > 0 {
-        crate::engine::EXIT_DATABASE
+        Exit::Database
     } else if r.failed_other > 0 {
-        crate::engine::EXIT_RUNTIME
+        Exit::Runtime
     } else {
-        0
+        Exit::Ok
     };
     let failed = r.failed_db + r.failed_other;
     if failed == 0 {
@@ -106,7 +107,10 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> u8 {
         );
     } else {
         let noun = if failed == 1 { "check" } else { "checks" };
-        eprintln!("pikachu check: {failed} {noun} failed (exit status {status})");
+        eprintln!(
+            "pikachu check: {failed} {noun} failed (exit status {})",
+            status.code()
+        );
     }
     status
 }
@@ -602,10 +606,14 @@ fn check_binlog_settings(conn: &mut mysql::Conn, info: &ServerInfo, r: &mut Repo
         (Some(after), _) => r.ok(
             "binlog retention",
             &format!(
-                "binary logs are purged after {after}: a pikachu stopped for longer cannot                  resume from its checkpoint"
+                "binary logs are purged after {after}: a pikachu stopped for longer cannot \
+                 resume from its checkpoint"
             ),
         ),
-        (None, true) => r.ok("binlog retention", "binary logs are not purged automatically"),
+        (None, true) => r.ok(
+            "binlog retention",
+            "binary logs are not purged automatically",
+        ),
         (None, false) => {}
     }
 }

@@ -1,10 +1,11 @@
 //! The checkpoint: the binlog position up to which every event of every task is
 //! delivered or dead-lettered (a low-water mark across workers), and its atomic file.
 //!
-//! The reader numbers events and marks transaction ends; workers complete numbers; the
-//! flusher thread saves the safe point. This module never reads the binlog and never
-//! sends anything. The safe point never passes an event that is not complete, so a
-//! restart from the file can repeat events but never skip one.
+//! The dispatcher (as the reader's sink) numbers events and marks transaction ends;
+//! workers complete numbers; the flusher thread saves the safe point and owns
+//! `CheckpointStats`. This module never reads the binlog and never sends anything.
+//! The safe point never passes an event that is not complete, so a restart from the
+//! file can repeat events but never skip one.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -16,10 +17,10 @@ use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{rfc3339_utc, unix_now};
-use crate::deadletter::replace_file;
 use crate::event::BinlogPosition;
+use crate::fsutil::replace_file;
 use crate::shutdown::Signal;
-use crate::stats::Stats;
+use crate::stats::CheckpointStats;
 
 /// Where to resume: a transaction boundary, with the GTID state where there is one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,41 +37,26 @@ impl Checkpoint {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    #[error("cannot read checkpoint {}: {error}", path.display())]
     Read {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
-    Parse {
-        path: PathBuf,
-        error: String,
-    },
+    #[error(
+        "checkpoint {} is not valid ({error}); move it away to start from `start_from`",
+        path.display()
+    )]
+    Parse { path: PathBuf, error: String },
+    #[error("cannot write checkpoint {}: {error}", path.display())]
     Write {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
 }
-
-impl std::fmt::Display for CheckpointError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CheckpointError::Read { path, error } => {
-                write!(f, "cannot read checkpoint {}: {error}", path.display())
-            }
-            CheckpointError::Parse { path, error } => write!(
-                f,
-                "checkpoint {} is not valid ({error}); move it away to start from `start_from`",
-                path.display()
-            ),
-            CheckpointError::Write { path, error } => {
-                write!(f, "cannot write checkpoint {}: {error}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for CheckpointError {}
 
 pub fn file_path(data_dir: &Path) -> PathBuf {
     data_dir.join("checkpoint.json")
@@ -130,8 +116,9 @@ pub fn save(data_dir: &Path, cp: &Checkpoint) -> Result<(), CheckpointError> {
     replace_file(&path, &bytes).map_err(|(path, error)| CheckpointError::Write { path, error })
 }
 
-/// Low-water-mark tracker shared by the reader (numbers events, marks commits) and the
-/// workers (complete numbers). Thread-safe; memory bounded by the events in flight.
+/// Low-water-mark tracker shared by the dispatcher's `Sink` side (numbers events, marks
+/// commits, on the reader's thread) and the workers (complete numbers). Thread-safe;
+/// memory bounded by the events in flight.
 ///
 /// Sequence numbers start at 0 and are handed out densely by `begin`. Completion is
 /// kept as a bitmap window starting at the lowest incomplete number, so one completion
@@ -237,7 +224,7 @@ impl Tracker {
         }
     }
 
-    /// Reader: the sequence number of the next event it will send.
+    /// Sink (reader's thread): the sequence number of the next event it hands over.
     pub fn begin(&self) -> u64 {
         let mut s = self.state.lock();
         let seq = s.next_seq;
@@ -245,7 +232,7 @@ impl Tracker {
         seq
     }
 
-    /// Reader: a transaction ended at `at` (the position after it); every number handed
+    /// Sink (reader's thread): a transaction ended at `at` (the position after it); every number handed
     /// out so far belongs to it or to earlier transactions.
     pub fn commit(&self, at: Checkpoint) {
         let mut s = self.state.lock();
@@ -320,7 +307,7 @@ pub fn spawn_flusher(
     tracker: Arc<Tracker>,
     data_dir: PathBuf,
     interval: Duration,
-    stats: Arc<Stats>,
+    stats: Arc<CheckpointStats>,
     stop: Arc<Signal>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -344,17 +331,14 @@ pub fn spawn_flusher(
 }
 
 /// Saves `cp` and records the outcome in `stats`; true when it was saved.
-fn flush_once(data_dir: &Path, cp: &Checkpoint, stats: &Stats) -> bool {
+fn flush_once(data_dir: &Path, cp: &Checkpoint, stats: &CheckpointStats) -> bool {
     match save(data_dir, cp) {
         Ok(()) => {
-            let mut d = stats.data.lock();
-            d.checkpoint_saves += 1;
-            d.checkpoint_file.clone_from(&cp.file);
-            d.checkpoint_pos = cp.pos;
+            stats.saved(&cp.file, cp.pos);
             true
         }
         Err(e) => {
-            stats.data.lock().checkpoint_failures += 1;
+            stats.failed();
             log::warn!("{e}; trying again at the next flush");
             false
         }
@@ -596,13 +580,13 @@ mod tests {
     fn flusher_saves_changes_and_a_last_time_at_stop() {
         let dir = TempDir::new("cp-flusher");
         let tracker = Arc::new(Tracker::new(cp(4)));
-        let stats = Arc::new(Stats::new(Vec::<String>::new(), 1));
+        let stats = Arc::new(crate::stats::Stats::new(Vec::<String>::new(), 1));
         let stop = Arc::new(Signal::new());
         let handle = spawn_flusher(
             tracker.clone(),
             dir.0.clone(),
             Duration::from_millis(10),
-            stats.clone(),
+            stats.checkpoint.clone(),
             stop.clone(),
         )
         .expect("spawn the flusher");
@@ -626,7 +610,7 @@ mod tests {
         stop.raise();
         handle.join().unwrap();
         assert_eq!(load(&dir.0).unwrap(), Some(cp(600)), "saved at stop");
-        let d = stats.snapshot();
+        let d = crate::stats::Metrics::snapshot(&*stats);
         assert!(d.checkpoint_saves >= 2);
         assert_eq!(d.checkpoint_failures, 0);
         assert_eq!(
@@ -642,20 +626,20 @@ mod tests {
         // `data_dir` is a file: nothing can be saved under it.
         let blocked = dir.0.join("not-a-dir");
         std::fs::write(&blocked, b"x").unwrap();
-        let stats = Arc::new(Stats::new(Vec::<String>::new(), 1));
+        let stats = Arc::new(crate::stats::Stats::new(Vec::<String>::new(), 1));
         let stop = Arc::new(Signal::new());
         stop.raise();
         spawn_flusher(
             Arc::new(Tracker::new(cp(4))),
             blocked,
             Duration::from_millis(10),
-            stats.clone(),
+            stats.checkpoint.clone(),
             stop,
         )
         .expect("spawn the flusher")
         .join()
         .unwrap();
-        let d = stats.snapshot();
+        let d = crate::stats::Metrics::snapshot(&*stats);
         assert_eq!((d.checkpoint_saves, d.checkpoint_failures), (0, 1));
     }
 }

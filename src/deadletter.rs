@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::fsutil::{replace_file, sync_dir};
+
 /// One line of `dead-letters.jsonl`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct DeadLetter {
@@ -203,52 +205,6 @@ pub fn rewrite(path: &Path, letters: &[DeadLetter]) -> Result<(), DeadLetterErro
         content.push(b'\n');
     }
     replace_file(path, &content).map_err(|(path, error)| DeadLetterError::Write { path, error })
-}
-
-/// Writes `content` to a temporary file beside `path`, fsyncs it, renames it over `path`
-/// and fsyncs the directory, so that a reader sees the old or the new content, whole.
-/// On error returns the path the failing step was working on.
-pub(crate) fn replace_file(path: &Path, content: &[u8]) -> Result<(), (PathBuf, io::Error)> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-
-    let write_tmp = || -> io::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(content)?;
-        file.sync_all()
-    };
-    if let Err(e) = write_tmp() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err((tmp, e));
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err((path.to_owned(), e));
-    }
-    sync_dir(&dir).map_err(|e| (dir, e))
-}
-
-/// Makes a rename or a new file in `dir` durable. Only Unix can open a directory for
-/// that; elsewhere the rename is as durable as the platform makes it.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -1,76 +1,90 @@
 //! The engine: starts the parts in order (checks, checkpoint, workers, HTTP server,
 //! flusher, reader), stops them in reverse on a signal or a fatal error, and maps
-//! failures to exit codes. Also the one-shot commands `check` and
-//! `replay-dead-letters`. It holds no pipeline logic of its own.
+//! failures to `Exit` statuses. Also the one-shot command `replay-dead-letters`
+//! (`check` lives in `crate::check`, which the engine does not use). It holds no
+//! pipeline logic of its own: it wires the reader to the dispatcher as its `Sink`, and
+//! hands each stage its own part of `Stats`.
 
-use std::fmt;
-use std::io::Write;
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::checkpoint::{self, CheckpointError, Tracker};
-use crate::config::Config;
+use crate::config::{Config, StartFrom};
 use crate::deadletter::{self, DeadLetters};
 use crate::dispatch::{self, DispatchContext, DispatchError, Dispatcher};
+use crate::exit::Exit;
 use crate::shutdown::Signal;
+use crate::sink::SinkClosed;
 use crate::source::mysql_opts;
 use crate::source::preflight::{self, PreflightError, ServerInfo};
 use crate::source::reader::{Reader, ReaderError};
-use crate::stats::Stats;
+use crate::stats::{Metrics, Stats};
 
-/// Exit status for a failure while running.
-pub const EXIT_RUNTIME: u8 = 1;
-/// Exit status for a configuration that is not valid.
-pub const EXIT_CONFIG: u8 = 2;
-/// Exit status when the database cannot be used (connection, settings, position).
-pub const EXIT_DATABASE: u8 = 3;
-
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    Preflight(PreflightError),
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    /// The data directory (or a thread working in it) cannot be used; the message
+    /// names the path.
+    #[error("{0}")]
     DataDir(String),
-    Checkpoint(CheckpointError),
-    Dispatch(DispatchError),
-    Http(std::io::Error),
-    Reader(ReaderError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("cannot start the delivery workers: {0}")]
+    Dispatch(#[source] DispatchError),
+    #[error("cannot start the health server: {0}")]
+    Http(#[source] io::Error),
+    #[error("binlog reading stopped: {0}")]
+    Reader(#[source] ReaderError),
+    #[error("{0}")]
     Replay(String),
 }
 
 impl EngineError {
-    pub fn exit_code(&self) -> u8 {
+    /// The exit status this failure ends the process with.
+    pub fn exit(&self) -> Exit {
         match self {
-            EngineError::Preflight(_) => EXIT_DATABASE,
+            EngineError::Preflight(_) => Exit::Database,
             EngineError::Reader(ReaderError::PositionGone(_) | ReaderError::Unsupported(_)) => {
-                EXIT_DATABASE
+                Exit::Database
             }
-            _ => EXIT_RUNTIME,
+            _ => Exit::Runtime,
         }
     }
 }
 
-impl fmt::Display for EngineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EngineError::Preflight(e) => e.fmt(f),
-            EngineError::DataDir(e) => f.write_str(e),
-            EngineError::Checkpoint(e) => e.fmt(f),
-            EngineError::Dispatch(e) => write!(f, "cannot start the delivery workers: {e:?}"),
-            EngineError::Http(e) => write!(f, "cannot start the health server: {e}"),
-            EngineError::Reader(e) => write!(f, "binlog reading stopped: {e}"),
-            EngineError::Replay(e) => f.write_str(e),
-        }
+/// `start_from` as the configuration spells it.
+fn describe_start(s: &StartFrom) -> String {
+    match s {
+        StartFrom::Latest => "latest".to_owned(),
+        StartFrom::Earliest => "earliest".to_owned(),
+        StartFrom::Position { file, pos } => format!("{file}:{pos}"),
     }
 }
 
-impl std::error::Error for EngineError {}
+/// Waits for a thread of ours and returns what it returned.
+///
+/// A join fails only when the thread panicked. A panic is a bug and aborts the whole
+/// process (`panic = "abort"` in every profile, after main.rs's hook logged it), so
+/// there is no such outcome to handle here; under the test harness, which unwinds, the
+/// panic is passed on to fail the test rather than turned into an invented error.
+fn join<T>(handle: JoinHandle<T>) -> T {
+    match handle.join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
 
 fn connect(cfg: &Config) -> Result<mysql::Conn, PreflightError> {
-    mysql::Conn::new(mysql_opts(&cfg.database, None)).map_err(|e| {
-        PreflightError::Connect(format!(
-            "{}:{} as `{}`: {e}",
+    mysql::Conn::new(mysql_opts(&cfg.database, None)).map_err(|error| PreflightError::Connect {
+        address: format!(
+            "{}:{} as `{}`",
             cfg.database.host, cfg.database.port, cfg.database.user
-        ))
+        ),
+        error,
     })
 }
 
@@ -117,11 +131,11 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         ),
         None => {
             log::info!(
-                "no checkpoint in {}: starting at {}:{} (start_from: {:?})",
+                "no checkpoint in {}: starting at {}:{} (start_from: {})",
                 cfg.data_dir.display(),
                 start.file,
                 start.pos,
-                cfg.start_from
+                describe_start(&cfg.start_from)
             );
             // Saved at once, so that a crash before the first flush resumes here and
             // not at a later `latest`.
@@ -147,7 +161,8 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
     spawn_deadline(stop.clone(), abort.clone(), cfg.dispatcher.shutdown_timeout);
 
     if cfg.server.enabled {
-        crate::http::spawn(cfg.server.port, &cfg.server.path, stats.clone())
+        let metrics: Arc<dyn Metrics> = stats.clone();
+        crate::http::spawn(cfg.server.port, &cfg.server.path, metrics)
             .map_err(EngineError::Http)?;
         log::info!(
             "health on http://0.0.0.0:{}{} and /metrics",
@@ -158,7 +173,7 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
     let dispatcher = Dispatcher::start(DispatchContext {
         config: cfg.clone(),
         tracker: tracker.clone(),
-        stats: stats.clone(),
+        stats: stats.dispatch.clone(),
         dead_letters: dead_letters.clone(),
         abort: abort.clone(),
     })
@@ -168,7 +183,7 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         tracker.clone(),
         cfg.data_dir.clone(),
         cfg.monitor.flush_interval,
-        stats.clone(),
+        stats.checkpoint.clone(),
         flusher_stop.clone(),
     )
     .map_err(|e| EngineError::DataDir(format!("cannot start the checkpoint thread: {e}")))?;
@@ -180,8 +195,7 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
 
     let reader = Reader::new(
         cfg.clone(),
-        stats.clone(),
-        tracker.clone(),
+        stats.source.clone(),
         dead_letters,
         stop.clone(),
         start,
@@ -193,13 +207,7 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
             (result, dispatcher)
         })
         .map_err(|e| EngineError::DataDir(format!("cannot start the reader thread: {e}")))?;
-    let (result, dispatcher) = match reader_thread.join() {
-        Ok(r) => r,
-        Err(_) => {
-            // A panic is a bug; the checkpoint on disk is still valid.
-            return Err(EngineError::Reader(ReaderError::DispatcherGone));
-        }
-    };
+    let (result, dispatcher) = join(reader_thread);
     // Raised already when a signal (not a fatal error) ended reading.
     let signalled = stop.is_raised();
     // Nothing more will be read: let the deadline run from here if a fatal error, not a
@@ -208,13 +216,13 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
     let outstanding = tracker.outstanding();
     if outstanding > 0 {
         log::info!(
-            "reading stopped; finishing {outstanding} queued deliveries (deadline {:?})",
-            cfg.dispatcher.shutdown_timeout
+            "reading stopped; finishing {outstanding} queued deliveries (deadline {:.1}s)",
+            cfg.dispatcher.shutdown_timeout.as_secs_f64()
         );
     }
     dispatcher.finish();
     flusher_stop.raise();
-    let _ = flusher.join();
+    join(flusher);
     let safe = tracker.safe_point();
     let left = tracker.outstanding();
     if left > 0 {
@@ -230,7 +238,7 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         // The shutdown deadline passed while the reader waited for a full queue: the
         // deliveries it could not hand over were given up on purpose, and the
         // checkpoint stops before them. A signal asked for this stop: it is clean.
-        Err(ReaderError::DispatcherGone) if signalled => Ok(()),
+        Err(ReaderError::SinkClosed(SinkClosed)) if signalled => Ok(()),
         other => other.map_err(EngineError::Reader),
     }
 }
@@ -247,7 +255,7 @@ fn install_signal_handler(stop: Arc<Signal>) {
             log::warn!(
                 "second signal: exiting now; undelivered events are sent again after a restart"
             );
-            std::process::exit(130);
+            std::process::exit(i32::from(Exit::SecondSignal.code()));
         }
     });
     if let Err(e) = result {
@@ -263,7 +271,8 @@ fn spawn_deadline(stop: Arc<Signal>, abort: Arc<Signal>, timeout: Duration) {
             while stop.sleep(Duration::from_secs(3600)) {}
             if abort.sleep(timeout) {
                 log::warn!(
-                    "shutdown deadline of {timeout:?} passed: giving up in-flight deliveries"
+                    "shutdown deadline of {:.1}s passed: giving up in-flight deliveries",
+                    timeout.as_secs_f64()
                 );
                 abort.raise();
             }
@@ -271,11 +280,6 @@ fn spawn_deadline(stop: Arc<Signal>, abort: Arc<Signal>, timeout: Duration) {
     if let Err(e) = spawned {
         log::warn!("cannot start the shutdown deadline thread: {e}");
     }
-}
-
-/// `pikachu check`: one line per check; returns the exit status (see `crate::check`).
-pub fn check(cfg: &Config, out: &mut dyn Write) -> u8 {
-    crate::check::run(cfg, out)
 }
 
 /// Takes the lock on `data_dir` for the life of the returned file: two daemons (or a

@@ -1,9 +1,11 @@
-//! The health and metrics endpoints, served by one tiny_http thread from `Stats`.
+//! The health and metrics endpoints, served by one tiny_http thread from a `Metrics`
+//! handle.
 //!
-//! Read-only: it renders the stats and never changes the pipeline. It owns the JSON
-//! shapes of `GET <health path>` and `GET /metrics` (those of the Go tool, plus ours)
-//! and the Prometheus text exposition. It must not block the pipeline: it takes one
-//! short lock per request (`Stats::snapshot`) and renders outside it.
+//! Read-only: it renders snapshots and never changes the pipeline; it sees no stage's
+//! counters, only `Metrics::snapshot`. It owns the JSON shapes of `GET <health path>`
+//! and `GET /metrics` (those of the Go tool, plus ours) and the Prometheus text
+//! exposition. It must not block the pipeline: a snapshot reads atomics and a few short
+//! per-stage locks, and rendering happens outside them.
 //!
 //! Routes: `GET|HEAD <health path>`, `GET|HEAD /metrics` (JSON, or Prometheus text by
 //! `Accept` / `?format=prometheus`), and `GET|HEAD /metrics-json`, the path under which
@@ -14,12 +16,13 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::stats::{Stats, StatsData, LATENCY_BUCKETS, STATUS_CLASSES};
+use crate::clock::rfc3339;
+use crate::stats::{Metrics, StatsData, SystemFigures, LATENCY_BUCKETS, STATUS_CLASSES};
 
 /// The version reported in `/health`, the JSON metrics and `pikachu_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -70,13 +73,17 @@ impl ServerHandle {
 /// Serves the endpoints on `0.0.0.0:port` from a new thread until the process exits.
 /// Fails (with the OS error, e.g. `AddrInUse`) when the port cannot be bound, and with
 /// `InvalidInput` when `health_path` is not an absolute path or collides with /metrics.
-pub fn spawn(port: u16, health_path: &str, stats: Arc<Stats>) -> io::Result<JoinHandle<()>> {
+pub fn spawn(port: u16, health_path: &str, stats: Arc<dyn Metrics>) -> io::Result<JoinHandle<()>> {
     start(SocketAddr::from(([0, 0, 0, 0], port)), health_path, stats).map(ServerHandle::into_thread)
 }
 
 /// Like `spawn`, on any address, returning a handle that knows the bound port and can
 /// stop the server.
-pub fn start(addr: SocketAddr, health_path: &str, stats: Arc<Stats>) -> io::Result<ServerHandle> {
+pub fn start(
+    addr: SocketAddr,
+    health_path: &str,
+    stats: Arc<dyn Metrics>,
+) -> io::Result<ServerHandle> {
     validate_health_path(health_path)?;
     // Binding ourselves (rather than `Server::http`) keeps the io::ErrorKind, so the
     // caller can say "port 8080 is already in use" instead of a boxed string.
@@ -99,7 +106,7 @@ pub fn start(addr: SocketAddr, health_path: &str, stats: Arc<Stats>) -> io::Resu
     let serving = Arc::clone(&server);
     let thread = std::thread::Builder::new()
         .name("http-metrics".into())
-        .spawn(move || serve(&serving, &routes, &stats))?;
+        .spawn(move || serve(&serving, &routes, &*stats))?;
     Ok(ServerHandle {
         server,
         thread,
@@ -131,7 +138,7 @@ struct Routes {
 }
 
 /// One request at a time: answers are small, and the pipeline never waits on us.
-fn serve(server: &Server, routes: &Routes, stats: &Stats) {
+fn serve(server: &Server, routes: &Routes, stats: &dyn Metrics) {
     for request in server.incoming_requests() {
         let reply = route(
             request.method(),
@@ -201,7 +208,7 @@ fn route(
     url: &str,
     accept: Option<&str>,
     routes: &Routes,
-    stats: &Stats,
+    stats: &dyn Metrics,
 ) -> Reply {
     let (path, query) = match url.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -228,7 +235,8 @@ fn route(
         return reply;
     }
     if path == routes.health_path {
-        let (status, body) = render_health(&stats.snapshot(), stats.uptime(), stats.is_up());
+        let data = stats.snapshot();
+        let (status, body) = render_health(&data, stats.uptime(), data.is_up());
         return Reply::new(status, CT_JSON, body);
     }
     let format = if path == METRICS_JSON_PATH {
@@ -313,8 +321,9 @@ fn negotiate(query: Option<&str>, accept: Option<&str>) -> Result<Format, String
 /// `event_queue_size`, `last_event_time`, and `uptime`/`version` from its README) plus
 /// `source_connected`: we also report DOWN while the binlog connection is lost, and
 /// without that field an operator would see DOWN with both components "running".
-/// Keys are sorted, as Go's encoder sorts map keys; the body ends with a newline, as
-/// Go's `json.Encoder` writes one.
+/// Keys come in the order written here (serde_json's `preserve_order` is on), not
+/// sorted as Go's encoder sorts map keys; no JSON client depends on key order. The body
+/// ends with a newline, as Go's `json.Encoder` writes one.
 pub fn render_health(data: &StatsData, uptime: Duration, up: bool) -> (u16, String) {
     let body = json!({
         "status": if up { "UP" } else { "DOWN" },
@@ -347,9 +356,9 @@ fn truncate_to_seconds(d: Duration) -> Duration {
 /// README's `monitor` / `dispatcher` / `tasks` sections, and ours where the Go shapes
 /// have no place (`checkpoint`, per-task breakdowns, lag, latency histogram).
 ///
-/// Left out on purpose: the Go README's `system` section (goroutines, GC: Go runtime
-/// figures with no Rust equivalent), and `cache_size` / `workers_*` / per-task
-/// `table_name` and `last_processed`, which `StatsData` does not hold.
+/// The `system` section carries the Go tool's runtime field names with the nearest true
+/// figures of this process (see `system_json`). Left out: `cache_size` / `workers_*` /
+/// per-task `table_name` and `last_processed`, which `StatsData` does not hold.
 pub fn render_metrics_json(data: &StatsData, uptime: Duration) -> String {
     let sum = |f: &dyn Fn(&crate::stats::TaskStats) -> u64| data.tasks.iter().map(f).sum::<u64>();
     let captured = sum(&|t| t.captured.iter().sum());
@@ -463,11 +472,32 @@ pub fn render_metrics_json(data: &StatsData, uptime: Duration) -> String {
             "failures": data.checkpoint_failures,
         },
         "tasks": tasks,
+        "system": system_json(&SystemFigures::read()),
         "uptime": go_duration(truncate_to_seconds(uptime)),
         "uptime_seconds": uptime.as_secs(),
         "version": VERSION,
     });
     format!("{body}\n")
+}
+
+/// The Go tool's `system` section (Go runtime figures) from what a Rust process has:
+/// `goroutines` is the number of OS threads (each stage is a thread), `memory_alloc`
+/// and `memory_sys` are the resident memory (no garbage collector separates live from
+/// reserved memory), `num_gc` is 0 (there is no collector). `memory_total_alloc`
+/// (bytes ever allocated) has no counterpart and is left out rather than invented. Our
+/// own names say exactly what each figure is.
+fn system_json(f: &SystemFigures) -> Value {
+    json!({
+        "goroutines": f.threads,
+        "memory_alloc": f.resident_bytes,
+        "memory_sys": f.resident_bytes,
+        "num_gc": 0,
+        "threads": f.threads,
+        "resident_memory_bytes": f.resident_bytes,
+        "resident_memory_peak_bytes": f.resident_peak_bytes,
+        "virtual_memory_bytes": f.virtual_bytes,
+        "cpus": f.cpus,
+    })
 }
 
 fn round2(x: f64) -> f64 {
@@ -832,23 +862,6 @@ fn decimal(v: u128, digits: u32) -> String {
     format!("{int}.{}", frac.trim_end_matches('0'))
 }
 
-/// RFC 3339 in UTC: `2026-11-23T10:15:00Z`, or with `fraction` the nanoseconds without
-/// trailing zeros (`…:00.123Z`), the way Go marshals a `time.Time` in UTC.
-pub(crate) fn rfc3339(t: SystemTime, fraction: bool) -> String {
-    // Before 1970 only with a broken clock; the epoch is a visible, harmless answer.
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let mut s = crate::clock::rfc3339_utc(since.as_secs() as i64);
-    let nanos = since.subsec_nanos();
-    if fraction && nanos != 0 {
-        s.pop(); // the Z, put back after the fraction
-        let frac = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-        s.push('Z');
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -896,10 +909,24 @@ mod tests {
         }
     }
 
-    fn stats_with(data: StatsData) -> Arc<Stats> {
-        let stats = Stats::new(Vec::<String>::new(), 0);
-        *stats.data.lock() = data;
-        Arc::new(stats)
+    /// Fixed figures, changed by hand.
+    struct Fixed {
+        data: parking_lot::Mutex<StatsData>,
+    }
+
+    impl Metrics for Fixed {
+        fn snapshot(&self) -> StatsData {
+            self.data.lock().clone()
+        }
+        fn uptime(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+    }
+
+    fn stats_with(data: StatsData) -> Arc<Fixed> {
+        Arc::new(Fixed {
+            data: parking_lot::Mutex::new(data),
+        })
     }
 
     // ---- time formatting
@@ -1042,6 +1069,46 @@ mod tests {
         assert_eq!(v["tasks"][1]["task_id"], "we\"ird\\task\nid");
         assert_eq!(v["uptime"], "1m30s");
         assert_eq!(v["version"], VERSION);
+    }
+
+    #[test]
+    fn metrics_json_has_the_go_system_section_with_true_figures() {
+        let v: Value =
+            serde_json::from_str(&render_metrics_json(&populated(), Duration::ZERO)).unwrap();
+        let sys = &v["system"];
+        for key in [
+            "goroutines",
+            "memory_alloc",
+            "memory_sys",
+            "num_gc",
+            "threads",
+            "cpus",
+        ] {
+            assert!(sys[key].is_u64(), "system.{key}: {sys}");
+        }
+        assert_eq!(sys["num_gc"], 0);
+        assert_eq!(sys["goroutines"], sys["threads"]);
+        assert_eq!(sys["memory_alloc"], sys["resident_memory_bytes"]);
+        #[cfg(target_os = "linux")]
+        {
+            assert!(sys["threads"].as_u64().unwrap() >= 1);
+            assert!(sys["resident_memory_bytes"].as_u64().unwrap() > 0);
+        }
+        let f = SystemFigures {
+            threads: 9,
+            resident_bytes: 4096,
+            resident_peak_bytes: 8192,
+            virtual_bytes: 1 << 20,
+            cpus: 2,
+        };
+        assert_eq!(
+            system_json(&f),
+            json!({
+                "goroutines": 9, "memory_alloc": 4096, "memory_sys": 4096, "num_gc": 0,
+                "threads": 9, "resident_memory_bytes": 4096,
+                "resident_memory_peak_bytes": 8192, "virtual_memory_bytes": 1 << 20, "cpus": 2,
+            })
+        );
     }
 
     #[test]
@@ -1245,7 +1312,7 @@ mod tests {
         let stats = stats_with(StatsData::default());
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
         for path in ["health", "/metrics", "/metrics-json", "/he alth", "/h?x"] {
-            let err = start(addr, path, Arc::clone(&stats)).err().expect(path);
+            let err = start(addr, path, stats.clone()).err().expect(path);
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{path}: {err}");
         }
     }
@@ -1302,7 +1369,7 @@ mod tests {
         let server = start(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             "/status",
-            Arc::clone(&stats),
+            stats.clone(),
         )
         .unwrap();
         let base = format!("http://{}", server.local_addr());

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::de::IgnoredAny;
 use tiny_http::{Header, Method, Request, Response, Server};
 
-use crate::http::rfc3339;
+use crate::clock::rfc3339;
 use crate::signature::{SignatureError, SigningKey};
 
 /// The replay window of the Standard Webhooks reference libraries: a timestamp further
@@ -47,44 +47,34 @@ impl Default for ListenOptions {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ListenError {
     /// `--secret` is not a Standard Webhooks secret.
-    BadSecret(SignatureError),
+    #[error("--secret: {0}")]
+    BadSecret(#[source] SignatureError),
     /// The address could not be bound.
-    Bind { addr: String, source: io::Error },
+    #[error("cannot listen on {addr}: {}", bind_problem(source))]
+    Bind {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
     /// The server socket could not be set up after binding.
+    #[error("cannot start the receiver: {0}")]
     Server(String),
     /// Standard output is gone (e.g. the pipe reader exited): nothing left to do.
-    Output(io::Error),
+    #[error("cannot write to standard output: {0}")]
+    Output(#[source] io::Error),
 }
 
-impl fmt::Display for ListenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ListenError::BadSecret(e) => write!(f, "--secret: {e}"),
-            ListenError::Bind { addr, source } if source.kind() == io::ErrorKind::AddrInUse => {
-                write!(
-                    f,
-                    "cannot listen on {addr}: the port is already in use \
-                     (is another `pikachu listen` running?); choose another with --port"
-                )
-            }
-            ListenError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
-            ListenError::Server(e) => write!(f, "cannot start the receiver: {e}"),
-            ListenError::Output(e) => write!(f, "cannot write to standard output: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ListenError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ListenError::BadSecret(e) => Some(e),
-            ListenError::Bind { source, .. } => Some(source),
-            ListenError::Server(_) => None,
-            ListenError::Output(e) => Some(e),
-        }
+/// What to do about a failed bind, where there is something to do.
+fn bind_problem(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::AddrInUse {
+        "the port is already in use (is another `pikachu listen` running?); choose another \
+         with --port"
+            .to_owned()
+    } else {
+        e.to_string()
     }
 }
 
@@ -403,8 +393,8 @@ fn render_body(body: &[u8]) -> RenderedBody {
 }
 
 /// Pretty-prints valid JSON text with two-space indents, keeping every token as sent
-/// (key order, number spelling, string escapes): parsing into a `Value` would sort keys
-/// and could round numbers.
+/// (key order, number spelling, string escapes): parsing into a `Value` keeps key order
+/// (`preserve_order`) but could round numbers and re-escape strings.
 fn reindent(json: &str) -> String {
     let mut out = String::with_capacity(json.len() * 2);
     let mut depth = 0usize;

@@ -45,24 +45,102 @@ impl Log for JsonLogger {
     }
 }
 
-/// Installs the global logger. Only pikachu's own messages are shown below warn level:
-/// the libraries' debug output is noise for operators.
+/// The text loggers, writing to what `out` makes: pikachu's own lines at `level`, and
+/// the libraries' at warn and error only (their info and debug, e.g. ureq's line per
+/// request, are noise for operators, but their warnings and errors are not), with the
+/// library's name so the operator knows where a line comes from.
+fn text_loggers<W: Write + Send + 'static>(
+    level: LevelFilter,
+    out: impl Fn() -> W,
+) -> Vec<Box<dyn simplelog::SharedLogger>> {
+    let own = simplelog::ConfigBuilder::new()
+        .set_time_format_rfc3339()
+        .set_target_level(LevelFilter::Off)
+        .set_thread_level(LevelFilter::Off)
+        .add_filter_allow_str("pikachu")
+        .build();
+    let libraries = simplelog::ConfigBuilder::new()
+        .set_time_format_rfc3339()
+        // simplelog shows the target for records at this level and less severe ones:
+        // Error means every record.
+        .set_target_level(LevelFilter::Error)
+        .set_thread_level(LevelFilter::Off)
+        .add_filter_ignore_str("pikachu")
+        .build();
+    vec![
+        simplelog::WriteLogger::new(level, own, out()),
+        simplelog::WriteLogger::new(level.min(LevelFilter::Warn), libraries, out()),
+    ]
+}
+
+/// Installs the global logger: pikachu's messages at `level`, the libraries' warnings
+/// and errors (their debug output is noise for operators).
 pub fn init(level: LevelFilter, format: LogFormat) {
     let result = match format {
         LogFormat::Json => {
             log::set_max_level(level);
             log::set_boxed_logger(Box::new(JsonLogger { level }))
         }
-        LogFormat::Text => {
-            let config = simplelog::ConfigBuilder::new()
-                .set_time_format_rfc3339()
-                .set_target_level(LevelFilter::Off)
-                .set_thread_level(LevelFilter::Off)
-                .add_filter_allow_str("pikachu")
-                .build();
-            simplelog::WriteLogger::init(level, config, std::io::stderr())
-        }
+        LogFormat::Text => simplelog::CombinedLogger::init(text_loggers(level, std::io::stderr)),
     };
     // A second init (tests) keeps the first logger.
     let _ = result;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(level: LevelFilter, target: &str, at: log::Level) -> String {
+        let buffer = Buffer::default();
+        let loggers = text_loggers(level, || buffer.clone());
+        for logger in &loggers {
+            logger.log(
+                &Record::builder()
+                    .level(at)
+                    .target(target)
+                    .args(format_args!("the message"))
+                    .build(),
+            );
+        }
+        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn library_warnings_and_errors_reach_the_text_log_but_not_their_chatter() {
+        let info = LevelFilter::Info;
+        let warn = logged(info, "rustls::conn", log::Level::Warn);
+        assert!(warn.contains("the message"), "{warn:?}");
+        assert!(warn.contains("rustls"), "names the library: {warn:?}");
+        assert!(logged(info, "mysql::conn", log::Level::Error).contains("the message"));
+        assert_eq!(logged(info, "ureq::unversioned", log::Level::Info), "");
+        assert_eq!(logged(LevelFilter::Debug, "ureq", log::Level::Debug), "");
+        // pikachu's own lines, once each, at the configured level.
+        let own = logged(info, "pikachu::engine", log::Level::Info);
+        assert_eq!(own.matches("the message").count(), 1, "{own:?}");
+        assert_eq!(logged(info, "pikachu::engine", log::Level::Debug), "");
+        assert_eq!(
+            logged(LevelFilter::Error, "rustls", log::Level::Warn),
+            "",
+            "log.level: error silences library warnings too"
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! The `pikachu` command: argv pre-pass (the Go tool's `-config`), argh, logger,
-//! configuration, signals and exit codes. The pipeline itself lives in `engine`.
+//! configuration, the panic hook and exit statuses (`Exit`). The pipeline itself lives
+//! in `engine`, the checks in `check`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use argh::FromArgs;
 
 use pikachu::config;
 use pikachu::engine;
+use pikachu::exit::Exit;
 use pikachu::listen;
 
 // See Cargo.toml: rows cross threads (reader → worker), which glibc's malloc handles
@@ -152,12 +154,46 @@ fn load_config(
             for line in errors.to_string().lines() {
                 eprintln!("  {line}");
             }
-            Err(ExitCode::from(engine::EXIT_CONFIG))
+            Err(Exit::Config.into())
         }
     }
 }
 
+/// A panic is a bug. Every build aborts on it (Cargo.toml: `panic = "abort"`), so
+/// no thread carries on beside a dead one; this hook makes the abort's last line say
+/// what happened and what it means for the data, at error level in the configured log
+/// format (and on stderr, in case no logger is installed yet).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic");
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        // One line, whatever the panic message holds.
+        let what = what.replace('\n', " ");
+        let message = format!(
+            "internal error (a bug) in thread {name}{at}: {what}; the checkpoint on disk is \
+             valid, a restart resumes from it; please report this"
+        );
+        if log::log_enabled!(log::Level::Error) {
+            log::error!("{message}");
+            log::logger().flush();
+        } else {
+            eprintln!("pikachu: {message}");
+        }
+    }));
+}
+
 fn main() -> ExitCode {
+    install_panic_hook();
     let args = go_style_args(std::env::args().collect());
     let strs: Vec<&str> = args.iter().map(String::as_str).collect();
     let cli = match Cli::from_args(&strs[..1], &strs[1..]) {
@@ -171,7 +207,7 @@ fn main() -> ExitCode {
                 Err(()) => {
                     eprintln!("{}", early.output);
                     eprintln!("Run `pikachu --help` for the options.");
-                    ExitCode::from(engine::EXIT_CONFIG)
+                    Exit::Config.into()
                 }
             };
         }
@@ -195,7 +231,7 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("pikachu listen: {e}");
-                    ExitCode::from(1)
+                    Exit::Runtime.into()
                 }
             }
         }
@@ -221,7 +257,7 @@ fn main() -> ExitCode {
             for w in &cfg.warnings {
                 println!("WARN configuration: {w}");
             }
-            ExitCode::from(engine::check(&cfg, &mut std::io::stdout()))
+            pikachu::check::run(&cfg, &mut std::io::stdout()).into()
         }
         Some(Command::ReplayDeadLetters(r)) => {
             let cfg = match load_config(r.config.or(cli.config), r.tasks.or(cli.tasks)) {
@@ -236,7 +272,7 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("pikachu: {e}");
-                    ExitCode::from(e.exit_code())
+                    e.exit().into()
                 }
             }
         }
@@ -254,7 +290,7 @@ fn main() -> ExitCode {
                 Err(e) => {
                     log::error!("{e}");
                     eprintln!("pikachu: {e}");
-                    ExitCode::from(e.exit_code())
+                    e.exit().into()
                 }
             }
         }

@@ -1,8 +1,10 @@
 //! A one-way signal that threads can poll, and sleep on without missing it.
 //!
-//! Used twice: `stop_reading` (first SIGINT/SIGTERM: the reader stops at the next
-//! transaction boundary) and `abort_delivery` (shutdown deadline passed: workers give
-//! up in-flight retries). Knows nothing about what the threads do.
+//! The engine raises three: `stop` (first SIGINT/SIGTERM: the reader stops at the next
+//! transaction boundary), `abort` (the shutdown deadline passed: workers give up
+//! in-flight retries and a reader waiting for room gives up) and the checkpoint
+//! flusher's stop (after the workers finished: one last save). Knows nothing about
+//! what the threads do.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
-//! Dispatch: the worker pool that turns `Delivery`s into webhook requests.
+//! Dispatch: the reader's `Sink`, and the worker pool that turns its changes into
+//! webhook requests.
 //!
-//! Routes each delivery to a worker by (task, primary key) so that one key's changes go
+//! As the sink it numbers each change in the checkpoint tracker and turns transaction
+//! ends into tracker marks, so the reader knows neither. Routes each delivery to a worker by (task, primary key) so that one key's changes go
 //! in order; retries with backoff; dead-letters what finally fails; completes sequence
 //! numbers in the checkpoint tracker. It never reads the binlog.
 //!
@@ -10,12 +12,12 @@
 //! worker → tracker/stats/dead letters. Nothing here blocks the reader except a full
 //! queue (backpressure) and an update that changes a primary key (a barrier).
 //!
-//! `stats.queue_depth`: the number of deliveries sitting in the worker queues, as the
-//! Go tool's `len(eventChan)`. Whoever changes a queue (`route` after a send, a worker
-//! after taking from it) stores that queue's current length under the stats lock and
-//! sums them, so the figure is always a length the queues really had: never above their
-//! capacity, and exact once nothing moves. Deliveries a worker holds (being sent, or
-//! gathered into a batch) are not queued any more.
+//! It owns `DispatchStats` (running, per-task requests, deliveries, retries, dead
+//! letters, the latency histogram and the queues) and writes no other stage's figures.
+//! The queue depth is the number of deliveries sitting in the worker queues, as the Go
+//! tool's `len(eventChan)`: read from the queues when a snapshot is taken, so it is a
+//! length the queues really had and costs the hot path nothing. Deliveries a worker
+//! holds (being sent, or gathered into a batch) are not queued any more.
 
 mod resolve;
 mod retry;
@@ -34,32 +36,39 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use ureq::http::{HeaderName, HeaderValue, Uri};
 
-use crate::checkpoint::Tracker;
+use crate::checkpoint::{Checkpoint, Tracker};
 use crate::config::{Config, DispatcherConfig, Secret, Task};
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::event::{Delivery, RowChange, RowImage, Value};
 use crate::shutdown::Signal;
 use crate::signature::{SignatureError, SigningKey};
-use crate::stats::Stats;
+use crate::sink::{Sink, SinkClosed};
+use crate::stats::DispatchStats;
 
 use worker::Item;
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     /// The HTTP client could not be built (bad TLS setup …).
+    #[error("cannot build the HTTP client: {0}")]
     Client(String),
     /// A thread could not be started.
-    Spawn(std::io::Error),
+    #[error("cannot start a dispatch worker thread: {0}")]
+    Spawn(#[source] std::io::Error),
     /// A task's (or the dispatcher's default) `secret` is not a usable signing key.
     /// The error never contains the secret.
+    #[error("task `{task_id}`: {error}")]
     BadSecret {
         task_id: String,
+        #[source]
         error: SignatureError,
     },
     /// A task's callback URL cannot be requested.
+    #[error("task `{task_id}`: callback_url cannot be used: {error}")]
     BadUrl { task_id: String, error: String },
     /// A task's `headers` entry is not a valid HTTP header, or is one pikachu sets.
     /// Holds the header name only: values are often credentials.
+    #[error("task `{task_id}`: header `{name}` {error}")]
     BadHeader {
         task_id: String,
         name: String,
@@ -67,33 +76,11 @@ pub enum DispatchError {
     },
 }
 
-impl std::fmt::Display for DispatchError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DispatchError::Client(e) => write!(f, "cannot build the HTTP client: {e}"),
-            DispatchError::Spawn(e) => write!(f, "cannot start a dispatch worker thread: {e}"),
-            DispatchError::BadSecret { task_id, error } => {
-                write!(f, "task `{task_id}`: {error}")
-            }
-            DispatchError::BadUrl { task_id, error } => {
-                write!(f, "task `{task_id}`: callback_url cannot be used: {error}")
-            }
-            DispatchError::BadHeader {
-                task_id,
-                name,
-                error,
-            } => write!(f, "task `{task_id}`: header `{name}` {error}"),
-        }
-    }
-}
-
-impl std::error::Error for DispatchError {}
-
 /// Everything the workers share, built once at start.
 pub struct DispatchContext {
     pub config: Arc<Config>,
     pub tracker: Arc<Tracker>,
-    pub stats: Arc<Stats>,
+    pub stats: Arc<DispatchStats>,
     pub dead_letters: Arc<DeadLetters>,
     /// Raised when the shutdown deadline has passed: give up in-flight retries
     /// (without completing those events, so they are read again after a restart).
@@ -120,6 +107,75 @@ struct Shared {
     in_flight: parking_lot::Mutex<HashMap<u64, usize>>,
     /// Notified when a key's last delivery in flight completes.
     key_idle: parking_lot::Condvar,
+    /// `dispatcher.max_connections`: requests open at once per callback host.
+    host_limit: HostLimit,
+}
+
+/// A counting semaphore per callback host (`host:port`): `dispatcher.max_connections`
+/// requests to one host at most, whatever the worker count. A worker over the limit
+/// waits before sending, so one key's deliveries keep their order (they all go through
+/// that worker). No limit at all when it is at least the worker count: the workers
+/// themselves never have more requests open than that.
+struct HostLimit {
+    /// `None`: no limit.
+    max: Option<usize>,
+    open: parking_lot::Mutex<HashMap<String, usize>>,
+    freed: parking_lot::Condvar,
+}
+
+/// One request's place under `HostLimit`; dropping it frees the place.
+pub(crate) struct HostPermit<'a> {
+    limit: &'a HostLimit,
+    host: Option<&'a str>,
+}
+
+impl HostLimit {
+    fn new(max: usize, workers: usize) -> HostLimit {
+        HostLimit {
+            max: (max < workers).then_some(max.max(1)),
+            open: parking_lot::Mutex::new(HashMap::new()),
+            freed: parking_lot::Condvar::new(),
+        }
+    }
+
+    /// Waits for a place for a request to `host`; `None` when `abort` was raised first.
+    fn acquire<'a>(&'a self, host: &'a str, abort: &Signal) -> Option<HostPermit<'a>> {
+        let Some(max) = self.max else {
+            return Some(HostPermit {
+                limit: self,
+                host: None,
+            });
+        };
+        let mut open = self.open.lock();
+        loop {
+            let n = open.entry(host.to_owned()).or_insert(0);
+            if *n < max {
+                *n += 1;
+                return Some(HostPermit {
+                    limit: self,
+                    host: Some(host),
+                });
+            }
+            if abort.is_raised() {
+                return None;
+            }
+            self.freed.wait_for(&mut open, BARRIER_POLL);
+        }
+    }
+}
+
+impl Drop for HostPermit<'_> {
+    fn drop(&mut self) {
+        let Some(host) = self.host else {
+            return;
+        };
+        let mut open = self.limit.open.lock();
+        if let Some(n) = open.get_mut(host) {
+            *n = n.saturating_sub(1);
+        }
+        drop(open);
+        self.limit.freed.notify_one();
+    }
 }
 
 impl Shared {
@@ -154,6 +210,8 @@ struct Target {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// False when the task sets its own `Content-Type`.
     default_content_type: bool,
+    /// `host:port` of the URL, the key of `dispatcher.max_connections`.
+    host: String,
     key: Option<SigningKey>,
 }
 
@@ -226,8 +284,15 @@ impl Target {
             })?),
             None => None,
         };
+        let host = match (url.host(), url.port_u16()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) if url.scheme_str() == Some("https") => format!("{h}:443"),
+            (Some(h), None) => format!("{h}:80"),
+            (None, _) => String::new(),
+        };
         Ok(Target {
             task_id,
+            host,
             url,
             url_text: task.callback_url.clone(),
             headers,
@@ -276,6 +341,14 @@ impl Dispatcher {
             .map(|task| Target::new(task, dc.secret.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let agent = build_agent(dc, worker_count);
+        let host_limit = HostLimit::new(dc.max_connections, worker_count);
+        if host_limit.max.is_none() {
+            log::info!(
+                "dispatcher.max_connections ({}) is not below worker_count ({worker_count}): \
+                 no more than {worker_count} requests are ever open, so it limits nothing",
+                dc.max_connections
+            );
+        }
         let shared = Arc::new(Shared {
             ctx,
             agent,
@@ -283,6 +356,7 @@ impl Dispatcher {
             hold_limit: capacity,
             in_flight: parking_lot::Mutex::new(HashMap::new()),
             key_idle: parking_lot::Condvar::new(),
+            host_limit,
         });
 
         let mut senders = Vec::with_capacity(worker_count);
@@ -316,11 +390,8 @@ impl Dispatcher {
         shared.ctx.stats.set_queue_depth_source(Box::new(move || {
             receivers.iter().map(|r| r.len() as u64).sum()
         }));
-        {
-            let mut d = shared.ctx.stats.data.lock();
-            d.dispatcher_running = true;
-            d.queue_capacity = (capacity * worker_count) as u64;
-        }
+        shared.ctx.stats.set_queue_capacity(capacity * worker_count);
+        shared.ctx.stats.set_running(true);
         Ok(Dispatcher {
             senders,
             workers,
@@ -414,10 +485,10 @@ impl Dispatcher {
                 running.into_iter().partition(JoinHandle::is_finished);
             running = rest;
             for handle in done {
-                let name = handle.thread().name().unwrap_or("worker").to_owned();
-                if handle.join().is_err() {
-                    log::error!("dispatch {name} stopped by a panic; its undelivered events stay unacknowledged");
-                }
+                // A join fails only when the thread panicked, and a panic aborts the
+                // whole process (panic = "abort", see main.rs), so there is no Err to
+                // handle.
+                let _ = handle.join();
             }
             if running.is_empty() {
                 break;
@@ -435,7 +506,7 @@ impl Dispatcher {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        shared.ctx.stats.data.lock().dispatcher_running = false;
+        shared.ctx.stats.set_running(false);
     }
 
     /// The worker that owns this delivery's (task, primary key).
@@ -457,6 +528,23 @@ impl Dispatcher {
             }
             shared.key_idle.wait_for(&mut map, BARRIER_POLL);
         }
+    }
+}
+
+/// The dispatcher is the sink of the binlog reader: it numbers each change for the
+/// checkpoint tracker and routes it; a transaction end becomes a tracker mark.
+impl Sink for Dispatcher {
+    fn deliver(&self, task: usize, change: Arc<RowChange>) -> Result<(), SinkClosed> {
+        let seq = self.shared.ctx.tracker.begin();
+        if self.route(Delivery { seq, task, change }) {
+            Ok(())
+        } else {
+            Err(SinkClosed)
+        }
+    }
+
+    fn commit(&self, at: Checkpoint) {
+        self.shared.ctx.tracker.commit(at);
     }
 }
 
@@ -488,8 +576,10 @@ pub fn replay(config: &Config, letter: &DeadLetter) -> Result<(), DeadLetter> {
     let Some(event_id) = letter.ids.first() else {
         return Err(not_attempted(&"it has no event id"));
     };
-    // Keys come back in sorted order (the file holds a parsed value), which is the
-    // same JSON to any receiver; the signature covers exactly these bytes.
+    // The file holds a parsed value: keys come back in their recorded order
+    // (serde_json's `preserve_order`), but spacing and number spelling may differ from
+    // the first attempt's bytes, which is the same JSON to any receiver; the signature
+    // covers exactly these bytes.
     let body = serde_json::to_vec(&letter.body).map_err(|e| not_attempted(&e))?;
     let agent = build_agent(&config.dispatcher, 1);
     let attempt = worker::post(&agent, &target, event_id, &body);

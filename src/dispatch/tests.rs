@@ -20,6 +20,7 @@ use crate::config::{
 use crate::deadletter::tests::TempDir;
 use crate::deadletter::{self, DeadLetter};
 use crate::event::{BinlogPosition, ChangeKind, RowChange, TableSchema, Value};
+use crate::stats::{Metrics, Stats};
 
 // ---------------------------------------------------------------------------------
 // A receiver
@@ -337,7 +338,7 @@ impl Pipeline {
             dead_letters: Arc::new(DeadLetters::open(&dir.0).expect("dead-letter file")),
             config: Arc::new(config),
             tracker: tracker.clone(),
-            stats: stats.clone(),
+            stats: stats.dispatch.clone(),
             abort: abort.clone(),
         })
         .expect("dispatcher starts");
@@ -357,7 +358,7 @@ impl Pipeline {
     /// Numbers, counts and routes one change as the reader does; returns its number.
     fn send(&self, task: usize, change: Arc<RowChange>) -> u64 {
         let seq = self.tracker.begin();
-        self.stats.count_captured(task, change.kind, 1);
+        self.stats.source.captured(task, change.kind, 1);
         assert!(
             self.dispatcher().route(Delivery { seq, task, change }),
             "route refused"
@@ -1127,7 +1128,7 @@ fn route_refuses_once_the_workers_are_gone() {
 fn bad_secrets_and_headers_stop_the_start_without_showing_values() {
     let start = |cfg: Config| {
         let dir = TempDir::new("dispatch-bad");
-        let stats = Arc::new(Stats::new(cfg.tasks.iter().map(|t| t.task_id.clone()), 1));
+        let stats = Arc::new(DispatchStats::new(cfg.tasks.len(), 1));
         Dispatcher::start(DispatchContext {
             dead_letters: Arc::new(DeadLetters::open(&dir.0).unwrap()),
             config: Arc::new(cfg),
@@ -1275,5 +1276,89 @@ fn connections_are_kept_and_reused_between_requests() {
         ports.len() <= 2,
         "{} connections for 2 workers",
         ports.len()
+    );
+}
+
+/// Counts requests being answered at once, and the most seen.
+#[derive(Default)]
+struct Concurrency {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl Concurrency {
+    fn enter(&self) {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+    }
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn slow_counting_hook(seen: Arc<Concurrency>) -> Hook {
+    Hook::start(8, move |_, _| {
+        seen.enter();
+        std::thread::sleep(Duration::from_millis(40));
+        seen.leave();
+        ok()
+    })
+}
+
+#[test]
+fn max_connections_caps_concurrent_requests_per_host_and_keeps_key_order() {
+    let seen = Arc::new(Concurrency::default());
+    let hook = slow_counting_hook(seen.clone());
+    let mut cfg = config(&[hook.url("/h")]);
+    cfg.dispatcher.worker_count = 8;
+    cfg.dispatcher.max_connections = 2;
+    let mut p = Pipeline::start(cfg);
+    let table = users(true);
+    // 8 keys, 4 changes each: every worker has work at once.
+    let mut n = 0;
+    for round in 0..4 {
+        for key in 0..8 {
+            n += 1;
+            let _ = round;
+            p.send(0, insert(&table, key, n));
+        }
+    }
+    wait_for("every request", || hook.count() == 32);
+    p.finish();
+    assert_eq!(
+        seen.max.load(Ordering::SeqCst),
+        2,
+        "at most max_connections requests to the host at once, and the cap is reached"
+    );
+    // One key's changes arrive in the order they were routed.
+    let mut last: HashMap<i64, u64> = HashMap::new();
+    for r in hook.received() {
+        let body = r.json();
+        let key = body["data"]["id"].as_i64().expect("id");
+        let pos = body["position"]["pos"].as_u64().expect("pos");
+        if let Some(before) = last.insert(key, pos) {
+            assert!(before < pos, "key {key}: {pos} after {before}");
+        }
+    }
+    assert_eq!(p.task(0).delivered[INSERT], 32);
+}
+
+#[test]
+fn max_connections_at_or_above_the_worker_count_limits_nothing() {
+    let seen = Arc::new(Concurrency::default());
+    let hook = slow_counting_hook(seen.clone());
+    let mut cfg = config(&[hook.url("/h")]);
+    cfg.dispatcher.worker_count = 4;
+    cfg.dispatcher.max_connections = 4;
+    let mut p = Pipeline::start(cfg);
+    let table = users(true);
+    for key in 0..16 {
+        p.send(0, insert(&table, key, key as u64 + 1));
+    }
+    wait_for("every request", || hook.count() == 16);
+    p.finish();
+    assert!(
+        seen.max.load(Ordering::SeqCst) > 2,
+        "workers ran side by side"
     );
 }

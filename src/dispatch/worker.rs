@@ -74,7 +74,6 @@ impl Attempt {
 }
 
 pub(super) fn run(index: usize, queue: Receiver<Item>, shared: Arc<Shared>) {
-    let _running = PanicGuard(&shared);
     let mut worker = Worker {
         shared: &shared,
         queue,
@@ -86,18 +85,6 @@ pub(super) fn run(index: usize, queue: Receiver<Item>, shared: Arc<Shared>) {
         hold_limit: shared.hold_limit.max(1),
     };
     worker.run();
-}
-
-/// Marks the dispatcher as not running when a worker dies of a panic, so that
-/// `/health` says DOWN instead of hiding a queue nobody takes from.
-struct PanicGuard<'a>(&'a Shared);
-
-impl Drop for PanicGuard<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.ctx.stats.data.lock().dispatcher_running = false;
-        }
-    }
 }
 
 /// A request whose last attempt failed with a retryable answer: it waits for `due`
@@ -365,8 +352,14 @@ impl Worker<'_> {
         let task = batch[0].delivery.task;
         let target = &self.shared.targets[task];
         let event_id = batch[0].delivery.change.id.as_str();
+        // At most `max_connections` requests to one host at once; a worker over the
+        // limit waits here, which keeps its keys in order.
+        let Some(permit) = self.shared.host_limit.acquire(&target.host, &ctx.abort) else {
+            return Step::Aborted;
+        };
         let attempt = post(&self.shared.agent, target, event_id, body);
-        self.count(task, |t| t.requests[status_class(attempt.status)] += 1);
+        drop(permit);
+        ctx.stats.request(task, status_class(attempt.status));
         match attempt.verdict {
             Verdict::Delivered => {
                 self.delivered(batch);
@@ -390,7 +383,7 @@ impl Worker<'_> {
                     Some(asked) => backoff.honour(asked),
                     None => backoff.next_delay(&mut self.rng),
                 };
-                self.count(task, |t| t.retries += 1);
+                ctx.stats.retry(task);
                 // Warn on attempts 1, 2, 4, 8 …: a receiver that stays down is
                 // reported without a line per retry per worker.
                 let level = if attempts.is_power_of_two() {
@@ -422,19 +415,15 @@ impl Worker<'_> {
     fn delivered(&self, batch: &[Item]) {
         let ctx = &self.shared.ctx;
         let now = Instant::now();
-        {
-            let mut d = ctx.stats.data.lock();
-            let d = &mut *d;
-            if let Some(t) = d.tasks.get_mut(batch[0].delivery.task) {
-                for item in batch {
-                    t.delivered[item.delivery.change.kind.index()] += 1;
-                }
-            }
-            for item in batch {
-                d.latency
-                    .observe(now.saturating_duration_since(item.queued));
-            }
-        }
+        ctx.stats.delivered(
+            batch[0].delivery.task,
+            batch.iter().map(|item| {
+                (
+                    item.delivery.change.kind,
+                    now.saturating_duration_since(item.queued),
+                )
+            }),
+        );
         ctx.tracker.complete(&seqs(batch));
         self.shared.keys_complete(batch.iter().map(|i| &i.key));
     }
@@ -485,16 +474,10 @@ impl Worker<'_> {
                 return Ending::Aborted;
             }
         }
-        self.count(task, |t| t.dead_letters += batch.len() as u64);
+        ctx.stats.dead_lettered(task, batch.len() as u64);
         ctx.tracker.complete(&seqs(batch));
         self.shared.keys_complete(batch.iter().map(|i| &i.key));
         Ending::DeadLettered
-    }
-
-    fn count(&self, task: usize, f: impl FnOnce(&mut crate::stats::TaskStats)) {
-        if let Some(t) = self.shared.ctx.stats.data.lock().tasks.get_mut(task) {
-            f(t);
-        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The source: the binlog reader thread, the table schema cache and row decoding.
 //!
-//! It produces `Delivery`s into the dispatcher's bounded queues and marks transaction
-//! ends in the checkpoint tracker. It never sends HTTP and never writes the checkpoint.
+//! It hands row changes and transaction ends to a `Sink` and knows nothing behind it
+//! (queues, workers, the checkpoint tracker). It owns `SourceStats` and the read
+//! position. It never sends HTTP, never writes the checkpoint and never writes another
+//! stage's counters.
 
 use std::time::Duration;
 

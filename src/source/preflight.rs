@@ -5,37 +5,36 @@
 //! `binlog_format` other than ROW) and by `pikachu check`. Only queries; it never
 //! starts the binlog stream.
 
-use std::fmt;
-
 use mysql::prelude::Queryable;
 
 use crate::checkpoint::Checkpoint;
 use crate::config::StartFrom;
 use crate::event::BinlogPosition;
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
     /// Could not connect or log in.
-    Connect(String),
+    #[error("cannot connect to the database at {address}: {error}")]
+    Connect {
+        /// `host:port as `user``.
+        address: String,
+        #[source]
+        error: mysql::Error,
+    },
     /// A query failed.
-    Query { what: &'static str, error: String },
+    #[error("cannot read {what}: {error}")]
+    Query {
+        what: &'static str,
+        #[source]
+        error: mysql::Error,
+    },
     /// A server setting makes reading impossible: the message names the fix.
+    #[error("{0}")]
     Setting(String),
     /// The position to start from is not on the server (purged, or never existed).
+    #[error("{0}")]
     PositionGone(String),
 }
-
-impl fmt::Display for PreflightError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PreflightError::Connect(e) => write!(f, "cannot connect to the database: {e}"),
-            PreflightError::Query { what, error } => write!(f, "cannot read {what}: {error}"),
-            PreflightError::Setting(m) | PreflightError::PositionGone(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for PreflightError {}
 
 /// The binlog-related settings of the server.
 #[derive(Debug, Clone)]
@@ -53,10 +52,7 @@ pub struct ServerInfo {
 }
 
 fn query_err(what: &'static str) -> impl Fn(mysql::Error) -> PreflightError {
-    move |e| PreflightError::Query {
-        what,
-        error: e.to_string(),
-    }
+    move |error| PreflightError::Query { what, error }
 }
 
 fn variable(conn: &mut mysql::Conn, name: &str) -> Result<Option<String>, PreflightError> {
@@ -230,4 +226,38 @@ pub fn resolve_start(
             })
         }
     }
+}
+
+/// Which of `tables` (database, table) the server does not have, in one query. The
+/// names are compared without regard to case, so that a server with
+/// `lower_case_table_names` set does not make existing tables look missing.
+pub fn missing_tables<'a>(
+    conn: &mut mysql::Conn,
+    tables: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Vec<(&'a str, &'a str)>, PreflightError> {
+    let wanted: Vec<(&str, &str)> = tables.into_iter().collect();
+    let mut databases: Vec<&str> = wanted.iter().map(|(d, _)| *d).collect();
+    databases.sort_unstable();
+    databases.dedup();
+    if databases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; databases.len()].join(", ");
+    let existing: Vec<(String, String)> = conn
+        .exec(
+            format!(
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA IN ({marks})"
+            ),
+            databases,
+        )
+        .map_err(query_err("the list of tables"))?;
+    Ok(wanted
+        .into_iter()
+        .filter(|(db, table)| {
+            !existing
+                .iter()
+                .any(|(d, t)| d.eq_ignore_ascii_case(db) && t.eq_ignore_ascii_case(table))
+        })
+        .collect())
 }

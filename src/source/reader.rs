@@ -1,14 +1,15 @@
 //! The binlog reader thread: one blocking replication connection, registered with the
-//! configured `server_id`, turning row events of watched tables into `Delivery`s.
+//! configured `server_id`, turning row events of watched tables into `RowChange`s for a
+//! `Sink`.
 //!
-//! It owns the read position. It reconnects with backoff after any error or silence
-//! (read timeout = a few heartbeat periods) and resumes at the last transaction boundary
-//! it read, skipping the row events of a half-read transaction that it had already
-//! queued, so nothing is lost or queued twice. It marks each transaction end in the
-//! checkpoint tracker and stops only at a transaction boundary. It never sends HTTP and
-//! never writes the checkpoint file.
+//! It owns the read position and `SourceStats`. It reconnects with backoff after any
+//! error or silence (read timeout = a few heartbeat periods) and resumes at the last
+//! transaction boundary it read, skipping the row events of a half-read transaction that
+//! it had already handed over, so nothing is lost or handed over twice. It tells the
+//! sink where each transaction ends and stops only at a transaction boundary. It never
+//! sends HTTP, never writes the checkpoint file, and does not know what is behind the
+//! sink (tests drive it into a recording one).
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,39 +17,31 @@ use mysql::binlog::events::{Event, EventData, RowsEventData};
 use mysql::prelude::Queryable;
 use mysql::BinlogRequest;
 
-use crate::checkpoint::{Checkpoint, Tracker};
+use crate::checkpoint::Checkpoint;
 use crate::clock::{rfc3339_utc, unix_now};
 use crate::config::Config;
 use crate::deadletter::{DeadLetter, DeadLetters};
-use crate::dispatch::Dispatcher;
-use crate::event::{BinlogPosition, ChangeKind, Delivery, RowChange};
+use crate::event::{BinlogPosition, ChangeKind, RowChange};
 use crate::shutdown::Signal;
+use crate::sink::{Sink, SinkClosed};
 use crate::source::decode::decode_image;
 use crate::source::schema::{Mapped, SchemaCache, TableEntry};
-use crate::source::{compressed, mysql_opts, payload, schema};
-use crate::stats::Stats;
+use crate::source::{compressed, mysql_opts, payload, preflight, schema};
+use crate::stats::SourceStats;
 
 /// Why the reader stopped for good.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReaderError {
     /// The server refused the position (purged log, or a position inside an event).
+    #[error("{0}")]
     PositionGone(String),
     /// The stream carries something we cannot read; the message names the setting.
+    #[error("{0}")]
     Unsupported(String),
-    /// The workers are gone (shutdown deadline passed while the reader was blocked).
-    DispatcherGone,
+    /// The sink is gone (shutdown deadline passed while the reader was blocked).
+    #[error(transparent)]
+    SinkClosed(#[from] SinkClosed),
 }
-
-impl fmt::Display for ReaderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReaderError::PositionGone(m) | ReaderError::Unsupported(m) => f.write_str(m),
-            ReaderError::DispatcherGone => f.write_str("the delivery workers stopped"),
-        }
-    }
-}
-
-impl std::error::Error for ReaderError {}
 
 /// How one streaming session ended.
 enum SessionEnd {
@@ -77,8 +70,7 @@ const MYSQL_PARTIAL_UPDATE_ROWS: u8 = 39;
 
 pub struct Reader {
     config: Arc<Config>,
-    stats: Arc<Stats>,
-    tracker: Arc<Tracker>,
+    stats: Arc<SourceStats>,
     dead_letters: Arc<DeadLetters>,
     stop: Arc<Signal>,
     schema: SchemaCache,
@@ -121,8 +113,7 @@ struct InnerAt {
 impl Reader {
     pub fn new(
         config: Arc<Config>,
-        stats: Arc<Stats>,
-        tracker: Arc<Tracker>,
+        stats: Arc<SourceStats>,
         dead_letters: Arc<DeadLetters>,
         stop: Arc<Signal>,
         start: Checkpoint,
@@ -143,7 +134,6 @@ impl Reader {
             resume: start,
             config,
             stats,
-            tracker,
             dead_letters,
             stop,
             in_txn: false,
@@ -159,33 +149,25 @@ impl Reader {
 
     /// Reads until stop is requested (Ok) or a fatal error. Connection problems are
     /// retried for ever with backoff.
-    pub fn run(mut self, dispatcher: &Dispatcher) -> Result<(), ReaderError> {
-        self.stats.data.lock().monitor_running = true;
-        let result = self.run_sessions(dispatcher);
-        {
-            let mut d = self.stats.data.lock();
-            d.monitor_running = false;
-            d.source_connected = false;
-        }
+    pub fn run(mut self, sink: &dyn Sink) -> Result<(), ReaderError> {
+        self.stats.set_running(true);
+        let result = self.run_sessions(sink);
+        self.stats.set_running(false);
         result
     }
 
-    fn run_sessions(&mut self, dispatcher: &Dispatcher) -> Result<(), ReaderError> {
+    fn run_sessions(&mut self, sink: &dyn Sink) -> Result<(), ReaderError> {
         let mut attempt: u32 = 0;
         loop {
             if self.stop.is_raised() {
                 return Ok(());
             }
             let started = Instant::now();
-            match self.session(dispatcher) {
+            match self.session(sink) {
                 SessionEnd::Stopped => return Ok(()),
                 SessionEnd::Fatal(e) => return Err(e),
                 SessionEnd::Lost(why) => {
-                    {
-                        let mut d = self.stats.data.lock();
-                        d.source_connected = false;
-                        d.reconnects += 1;
-                    }
+                    self.stats.lost();
                     // A session that streamed for a while resets the backoff.
                     if started.elapsed() > Duration::from_secs(30) {
                         attempt = 0;
@@ -210,7 +192,7 @@ impl Reader {
         self.resume.position()
     }
 
-    fn session(&mut self, dispatcher: &Dispatcher) -> SessionEnd {
+    fn session(&mut self, sink: &dyn Sink) -> SessionEnd {
         let hb = self
             .config
             .monitor
@@ -242,6 +224,7 @@ impl Reader {
             Ok(v) => self.session_checksum = v.is_some_and(|v| !v.eq_ignore_ascii_case("NONE")),
             Err(e) => return SessionEnd::Lost(format!("cannot read binlog_checksum: {e}")),
         }
+        self.warn_missing_tables(&mut conn);
         self.first_event = true;
         // Start from the last transaction boundary; half-read transactions are read
         // again and their already-queued row events skipped.
@@ -256,13 +239,13 @@ impl Reader {
             Err(e) => return self.classify(e),
         };
         log::info!("reading the binlog from {}", self.resume_position());
-        self.stats.data.lock().source_connected = true;
+        self.stats.connected();
         for item in stream {
             let event = match item {
                 Ok(ev) => ev,
                 Err(e) => return self.classify(e),
             };
-            if let Err(end) = self.handle(&event, dispatcher) {
+            if let Err(end) = self.handle(&event, sink) {
                 return end;
             }
             if !self.in_txn && self.stop.is_raised() {
@@ -272,6 +255,36 @@ impl Reader {
         }
         // A clean server shutdown ends the stream exactly like this.
         SessionEnd::Lost("the server closed the binlog stream".to_owned())
+    }
+
+    /// A task whose table does not exist would otherwise wait in silence; a typo in
+    /// `table_name` looks exactly like that. Said at start and at every reconnect (a
+    /// table dropped meanwhile), not fatal: the table may be created later, and its rows
+    /// are delivered from then on.
+    fn warn_missing_tables(&self, conn: &mut mysql::Conn) {
+        let tables = self
+            .config
+            .tasks
+            .iter()
+            .map(|t| (t.database.as_str(), t.table.as_str()));
+        let missing = match preflight::missing_tables(conn, tables) {
+            Ok(m) => m,
+            Err(e) => {
+                log::debug!("cannot tell whether the tasks' tables exist: {e}");
+                return;
+            }
+        };
+        for task in &self.config.tasks {
+            if missing.contains(&(task.database.as_str(), task.table.as_str())) {
+                log::warn!(
+                    "task {}: table {}.{} does not exist (yet); a typo in table_name? pikachu \
+                     keeps running and delivers once it is created",
+                    task.task_id,
+                    task.database,
+                    task.table
+                );
+            }
+        }
     }
 
     fn classify(&self, e: mysql::Error) -> SessionEnd {
@@ -288,7 +301,7 @@ impl Reader {
         SessionEnd::Lost(e.to_string())
     }
 
-    fn handle(&mut self, event: &Event, dispatcher: &Dispatcher) -> Result<(), SessionEnd> {
+    fn handle(&mut self, event: &Event, sink: &dyn Sink) -> Result<(), SessionEnd> {
         let header = event.header();
         let type_raw = header.event_type_raw();
         let (start_pos, end_pos) = match self.inner {
@@ -327,10 +340,10 @@ impl Reader {
             }
             MARIADB_QUERY_COMPRESSED
             | MARIADB_FIRST_COMPRESSED_ROWS..=MARIADB_LAST_COMPRESSED_ROWS => {
-                return self.decompressed(event, start_pos, end_pos, dispatcher);
+                return self.decompressed(event, start_pos, end_pos, sink);
             }
             MYSQL_TRANSACTION_PAYLOAD => {
-                return self.transaction_payload(event, start_pos, end_pos, dispatcher);
+                return self.transaction_payload(event, start_pos, end_pos, sink);
             }
             MYSQL_PARTIAL_UPDATE_ROWS => {
                 return Err(ReaderError::Unsupported(format!(
@@ -393,7 +406,7 @@ impl Reader {
                     // purging the old file later does not strand the next start. The
                     // fake rotate opening a session names the file asked for: nothing new.
                     if !fake || moved {
-                        self.tracker.commit(self.resume.clone());
+                        sink.commit(self.resume.clone());
                     }
                 }
             }
@@ -423,7 +436,7 @@ impl Reader {
                             self.txn_timestamp = header.timestamp();
                         }
                     }
-                    "COMMIT" | "ROLLBACK" => self.commit(end_pos, header.timestamp()),
+                    "COMMIT" | "ROLLBACK" => self.commit(end_pos, header.timestamp(), sink),
                     _ => {
                         if matches!(
                             word.as_str(),
@@ -437,21 +450,21 @@ impl Reader {
                             self.schema.on_ddl();
                         }
                         if !self.in_txn || word == "XA" {
-                            self.commit(end_pos, header.timestamp());
+                            self.commit(end_pos, header.timestamp(), sink);
                         }
                     }
                 }
             }
             EventData::XidEvent(_) => {
                 self.pos = end_pos;
-                self.commit(end_pos, header.timestamp());
+                self.commit(end_pos, header.timestamp(), sink);
             }
             EventData::TableMapEvent(tme) => {
                 self.schema.on_table_map(&tme, event.data());
                 self.pos = end_pos;
             }
             EventData::RowsEvent(rows) => {
-                self.rows(&rows, header.timestamp(), start_pos, dispatcher)?;
+                self.rows(&rows, header.timestamp(), start_pos, sink)?;
                 self.pos = end_pos;
             }
             _ => {
@@ -472,7 +485,7 @@ impl Reader {
         event: &Event,
         start: u64,
         end: u64,
-        dispatcher: &Dispatcher,
+        sink: &dyn Sink,
     ) -> Result<(), SessionEnd> {
         if self.inner.is_some() {
             return Err(ReaderError::Unsupported(format!(
@@ -499,12 +512,12 @@ impl Reader {
                 offset,
                 payload: true,
             };
-            self.handle_at(at, &inner, dispatcher)?;
+            self.handle_at(at, &inner, sink)?;
         }
         // The payload is the whole transaction: its end is a boundary even if no commit
         // event was inside.
         if self.in_txn {
-            self.commit(end, event.header().timestamp());
+            self.commit(end, event.header().timestamp(), sink);
         }
         self.pos = end;
         Ok(())
@@ -518,7 +531,7 @@ impl Reader {
         event: &Event,
         start: u64,
         end: u64,
-        dispatcher: &Dispatcher,
+        sink: &dyn Sink,
     ) -> Result<(), SessionEnd> {
         // The checksum was verified: the same bytes would fail again after a reconnect.
         let plain = compressed::decompress(event).map_err(|e| {
@@ -538,24 +551,19 @@ impl Reader {
             offset: 0,
             payload: false,
         });
-        self.handle_at(at, &plain, dispatcher)
+        self.handle_at(at, &plain, sink)
     }
 
     /// Handles an event that stands inside (or for) another one, at `at`'s position.
-    fn handle_at(
-        &mut self,
-        at: InnerAt,
-        event: &Event,
-        dispatcher: &Dispatcher,
-    ) -> Result<(), SessionEnd> {
+    fn handle_at(&mut self, at: InnerAt, event: &Event, sink: &dyn Sink) -> Result<(), SessionEnd> {
         let outer = self.inner.replace(at);
-        let handled = self.handle(event, dispatcher);
+        let handled = self.handle(event, sink);
         self.inner = outer;
         handled
     }
 
     /// A transaction (or a standalone statement) ended at `end_pos`.
-    fn commit(&mut self, end_pos: u64, timestamp: u32) {
+    fn commit(&mut self, end_pos: u64, timestamp: u32, sink: &dyn Sink) {
         self.in_txn = false;
         if let Some(g) = self.txn_gtid.take() {
             self.last_gtid = Some(g.to_string());
@@ -566,7 +574,7 @@ impl Reader {
             gtid: self.last_gtid.clone(),
         };
         self.queued_in_txn = None;
-        self.tracker.commit(self.resume.clone());
+        sink.commit(self.resume.clone());
         let lag = if timestamp > 0 {
             (unix_now() - timestamp as i64).max(0) as f64
         } else {
@@ -580,10 +588,8 @@ impl Reader {
     }
 
     fn flush_stats(&mut self) {
-        let mut d = self.stats.data.lock();
-        d.binlog_events += self.events_since_stats;
-        d.binlog_file.clone_from(&self.file);
-        d.binlog_pos = self.pos;
+        self.stats
+            .read_up_to(self.events_since_stats, &self.file, self.pos);
         self.events_since_stats = 0;
     }
 
@@ -592,7 +598,7 @@ impl Reader {
         rows: &RowsEventData<'_>,
         header_ts: u32,
         start_pos: u64,
-        dispatcher: &Dispatcher,
+        sink: &dyn Sink,
     ) -> Result<(), SessionEnd> {
         let entry = match self.schema.get(rows.table_id()) {
             None => return Ok(()),
@@ -651,19 +657,13 @@ impl Reader {
         };
         // Counted before routing, so that `captured` is never behind `delivered`.
         for &task in &tasks {
-            self.stats.count_captured(task, kind, changes.len() as u64);
+            self.stats.captured(task, kind, changes.len() as u64);
         }
         for change in changes {
             let change = Arc::new(change);
             for &task in &tasks {
-                let seq = self.tracker.begin();
-                if !dispatcher.route(Delivery {
-                    seq,
-                    task,
-                    change: change.clone(),
-                }) {
-                    return Err(ReaderError::DispatcherGone.into());
-                }
+                sink.deliver(task, change.clone())
+                    .map_err(ReaderError::SinkClosed)?;
             }
         }
         self.queued_in_txn = Some(here);
@@ -754,17 +754,7 @@ impl Reader {
             mapped.database,
             mapped.table
         );
-        {
-            let mut d = self.stats.data.lock();
-            if schema {
-                d.schema_unknown += 1;
-            } else {
-                d.decode_errors += 1;
-            }
-            for &i in &mapped.tasks {
-                d.tasks[i].dead_letters += 1;
-            }
-        }
+        self.stats.undeliverable(schema, &mapped.tasks);
         for &i in &mapped.tasks {
             let task = &self.config.tasks[i];
             let letter = DeadLetter {
@@ -848,68 +838,82 @@ mod tests {
         assert_eq!(uuid(&sid), "3e11fa47-71ca-11e1-9e33-c80aa9429562");
     }
 
-    /// A MySQL compressed transaction through the real reader and dispatcher: every row
-    /// of both inner rows events is delivered, with distinct ids at the payload's
-    /// position, and the checkpoint moves to the end of the payload event.
-    #[test]
-    fn compressed_transaction_rows_are_delivered_and_commit_at_its_end() {
-        use crate::dispatch::DispatchContext;
-        use crate::source::payload::testing::*;
+    /// A sink that records what the reader hands it; `closed` makes it refuse.
+    #[derive(Default)]
+    struct Recorder {
+        delivered: parking_lot::Mutex<Vec<(usize, Arc<RowChange>)>>,
+        commits: parking_lot::Mutex<Vec<Checkpoint>>,
+        closed: bool,
+    }
 
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind a port"));
-        let port = server.server_addr().to_ip().expect("an IP address").port();
-        let (tx, bodies) = crossbeam_channel::unbounded::<serde_json::Value>();
-        let srv = server.clone();
-        std::thread::spawn(move || {
-            for mut req in srv.incoming_requests() {
-                let mut body = String::new();
-                let _ = std::io::Read::read_to_string(req.as_reader(), &mut body);
-                let _ = tx.send(serde_json::from_str(&body).unwrap_or_default());
-                let _ = req.respond(tiny_http::Response::empty(200));
+    impl Sink for Recorder {
+        fn deliver(&self, task: usize, change: Arc<RowChange>) -> Result<(), SinkClosed> {
+            if self.closed {
+                return Err(SinkClosed);
             }
-        });
+            self.delivered.lock().push((task, change));
+            Ok(())
+        }
 
+        fn commit(&self, at: Checkpoint) {
+            self.commits.lock().push(at);
+        }
+    }
+
+    struct Setup {
+        reader: Reader,
+        stats: Arc<SourceStats>,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Setup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// A reader of one `orders` task (inserts only) that never connects anywhere.
+    fn setup(name: &str) -> Setup {
         let dir =
-            std::env::temp_dir().join(format!("pikachu-reader-payload-{}", std::process::id()));
+            std::env::temp_dir().join(format!("pikachu-reader-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         let yaml = format!(
             "database:\n  host: 127.0.0.1\n  port: 1\n  user: root\n  database: shop\n  server_id: 77\n\
              data_dir: {}\ntasks:\n  - task_id: orders\n    table_name: orders\n    \
-             events: [insert]\n    callback_url: http://127.0.0.1:{port}/hook\n",
+             events: [insert]\n    callback_url: http://127.0.0.1:9/hook\n",
             dir.join("data").display()
         );
         std::fs::write(dir.join("config.yaml"), yaml).expect("write config");
         let config = Arc::new(crate::config::load(&dir.join("config.yaml")).expect("config loads"));
+        std::fs::create_dir_all(&config.data_dir).expect("data dir");
+        let dead_letters = Arc::new(DeadLetters::open(&config.data_dir).expect("dead-letter file"));
+        let stats = Arc::new(SourceStats::new(config.tasks.len()));
         let start = Checkpoint {
             file: "binlog.000001".into(),
             pos: 4,
             gtid: None,
         };
-        let stats = Arc::new(Stats::new(
-            config.tasks.iter().map(|t| t.task_id.clone()),
-            100,
-        ));
-        let tracker = Arc::new(Tracker::new(start.clone()));
-        std::fs::create_dir_all(&config.data_dir).expect("data dir");
-        let dead_letters = Arc::new(DeadLetters::open(&config.data_dir).expect("dead-letter file"));
-        let dispatcher = Dispatcher::start(DispatchContext {
-            config: config.clone(),
-            tracker: tracker.clone(),
-            stats: stats.clone(),
-            dead_letters: dead_letters.clone(),
-            abort: Arc::new(Signal::new()),
-        })
-        .expect("dispatcher starts");
-        let mut reader = Reader::new(
+        let reader = Reader::new(
             config,
-            stats,
-            tracker.clone(),
+            stats.clone(),
             dead_letters,
             Arc::new(Signal::new()),
             start,
         );
+        Setup { reader, stats, dir }
+    }
 
+    /// A MySQL compressed transaction through the reader's event handling into a
+    /// recording sink: every row of both inner rows events is handed over in order, with
+    /// distinct ids at the payload's position, counted as captured, and one commit
+    /// marks the end of the payload event.
+    #[test]
+    fn compressed_transaction_rows_reach_the_sink_and_commit_at_its_end() {
+        use crate::source::payload::testing::*;
+
+        let mut s = setup("payload");
+        let sink = Recorder::default();
         let mut inner = event_bytes(19, 0, &table_map_full());
         let rows_at = inner.len() as u64;
         inner.extend(event_bytes(30, 0, &write_rows()));
@@ -921,47 +925,61 @@ mod tests {
         let end = outer.header().log_pos() as u64;
         let start_pos = end - outer.header().event_size() as u64;
 
-        if reader.handle(&outer, &dispatcher).is_err() {
+        if s.reader.handle(&outer, &sink).is_err() {
             panic!("the compressed transaction was refused");
         }
-        let mut got: Vec<serde_json::Value> = (0..4)
-            .map(|_| {
-                bodies
-                    .recv_timeout(Duration::from_secs(30))
-                    .expect("a delivery")
-            })
-            .collect();
-        got.sort_by_key(|b| b["id"].as_str().unwrap_or_default().to_owned());
-        let ids: Vec<&str> = got
-            .iter()
-            .map(|b| b["id"].as_str().unwrap_or_default())
-            .collect();
-        let mut want = [rows_at, rows_at + 1, second_at, second_at + 1]
-            .map(|i| format!("binlog.000001:{start_pos}:{i}"))
-            .to_vec();
-        want.sort();
-        assert_eq!(ids, want);
-        for b in &got {
+        let delivered = sink.delivered.lock();
+        let ids: Vec<&str> = delivered.iter().map(|(_, c)| c.id.as_str()).collect();
+        let want = [rows_at, rows_at + 1, second_at, second_at + 1]
+            .map(|i| format!("binlog.000001:{start_pos}:{i}"));
+        assert_eq!(ids, want, "every row, in binlog order");
+        for (task, change) in delivered.iter() {
+            assert_eq!(*task, 0);
             assert_eq!(
-                b["position"],
-                serde_json::json!({"file": "binlog.000001", "pos": start_pos})
+                change.position,
+                BinlogPosition::new("binlog.000001", start_pos)
             );
-            assert_eq!(b["table"], "orders");
+            assert_eq!(change.table.table, "orders");
+            assert_eq!(change.kind, ChangeKind::Insert);
         }
-        assert_eq!(got.iter().filter(|b| b["data"]["note"] == "a").count(), 2);
-
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tracker.safe_point().pos != end && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let commits = sink.commits.lock();
+        assert_eq!(commits.len(), 1, "one transaction, one commit: {commits:?}");
         assert_eq!(
-            tracker.safe_point().pos,
-            end,
-            "the checkpoint moves to the payload's end"
+            commits[0].position(),
+            BinlogPosition::new("binlog.000001", end)
         );
-        assert!(!reader.in_txn);
-        dispatcher.finish();
-        server.unblock();
-        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!s.reader.in_txn);
+        let mut d = crate::stats::StatsData {
+            tasks: vec![crate::stats::TaskStats::default()],
+            ..Default::default()
+        };
+        s.stats.fill_for_test(&mut d);
+        assert_eq!(d.tasks[0].captured, [4, 0, 0]);
+        assert!(d.last_event_time.is_some());
+    }
+
+    /// A sink that is gone stops the reader for good (it is not a lost connection to
+    /// retry), and nothing is committed past the changes it could not take.
+    #[test]
+    fn a_closed_sink_is_fatal_and_commits_nothing() {
+        use crate::source::payload::testing::*;
+
+        let mut s = setup("closed");
+        let sink = Recorder {
+            closed: true,
+            ..Recorder::default()
+        };
+        let mut inner = event_bytes(19, 0, &table_map_full());
+        inner.extend(event_bytes(30, 0, &write_rows()));
+        inner.extend(event_bytes(16, 0, &42u64.to_le_bytes()));
+        let compressed = zstd::encode_all(&inner[..], 3).expect("zstd compresses");
+        let outer = payload_event(0, inner.len() as u64, &compressed);
+        match s.reader.handle(&outer, &sink) {
+            Err(SessionEnd::Fatal(ReaderError::SinkClosed(_))) => {}
+            Err(SessionEnd::Fatal(e)) => panic!("another fatal error: {e}"),
+            Err(SessionEnd::Lost(why)) => panic!("taken for a lost connection: {why}"),
+            Err(SessionEnd::Stopped) | Ok(()) => panic!("the reader went on"),
+        }
+        assert!(sink.commits.lock().is_empty());
     }
 }
