@@ -2531,6 +2531,7 @@ tasks:
         assert_eq!(c.log.level, log::LevelFilter::Info);
         assert_eq!(c.log.format, LogFormat::Text);
         assert!(!c.server.enabled);
+        assert_eq!(c.server.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         assert_eq!(c.server.port, 8080);
         assert_eq!(c.server.path, "/health");
         let d = &c.dispatcher;
@@ -2818,6 +2819,17 @@ tasks:
     }
 
     #[test]
+    fn a_key_on_the_first_line_has_line_1_and_flow_mappings_have_lines_too() {
+        let m = messages(load_str(&format!("colour: red\n{DB}{ONE_TASK}")));
+        assert_eq!(m, ["config.yaml: unknown key colour (line 1)"]);
+        let m = messages(load_pair(
+            DB,
+            "tasks:\n- {task_id: a, table_name: t, events: [insert],\n   callbak_url: https://x.io/1}\n",
+        ));
+        assert_has(&m, "tasks.yaml: unknown key tasks[0].callbak_url (line 3); did you mean tasks[0].callback_url?");
+    }
+
+    #[test]
     fn duplicate_key_is_an_error() {
         let m = messages(load_str(&format!(
             "{DB}{ONE_TASK}server:\n  port: 1\n  port: 2\n"
@@ -2999,6 +3011,24 @@ monitor:
         );
     }
 
+    #[test]
+    fn server_bind_is_an_ip_address() {
+        let c = ok(&format!("{DB}{ONE_TASK}server:\n  bind: 127.0.0.1\n"));
+        assert_eq!(c.server.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let c = ok(&format!("{DB}{ONE_TASK}server:\n  bind: \"::\"\n"));
+        assert_eq!(c.server.bind, "::".parse::<IpAddr>().unwrap());
+        let c = load_env(
+            &format!("{DB}{ONE_TASK}"),
+            &[("PIKACHU_SERVER_BIND", "10.0.0.7")],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.server.bind, "10.0.0.7".parse::<IpAddr>().unwrap());
+        let m = messages(load_str(&format!(
+            "{DB}{ONE_TASK}server:\n  bind: localhost\n"
+        )));
+        assert_eq!(m, ["config.yaml: server.bind: \"localhost\" is not an IP address (0.0.0.0 for every interface, 127.0.0.1 for this machine only)"]);
+    }
+
     // --- tasks ------------------------------------------------------------------------
 
     #[test]
@@ -3136,6 +3166,14 @@ monitor:
         assert_eq!(c.database.password.expose(), "0x1F");
         assert_eq!(c.database.database, "1.10");
         assert_eq!(c.tasks[0].database, "1.10");
+        for written in ["007", "true", "1e3", ".inf", "'~'", "\"null\"", "-0"] {
+            let c = ok(&format!("{}{ONE_TASK}", DB.replace("hunter2-pw", written)));
+            let expected = written.trim_matches(|c| c == '\'' || c == '"');
+            assert_eq!(c.database.password.expose(), expected, "{written}");
+        }
+        // A plain null is no value at all.
+        let c = ok(&format!("{}{ONE_TASK}", DB.replace("hunter2-pw", "~")));
+        assert_eq!(c.database.password.expose(), "");
     }
 
     // --- callback URLs ----------------------------------------------------------------
@@ -3360,6 +3398,7 @@ monitor:
             "PIKACHU_DISPATCHER_WORKER_COUNT",
             "PIKACHU_DISPATCHER_SECRET",
             "PIKACHU_SERVER_ENABLED",
+            "PIKACHU_SERVER_BIND",
             "PIKACHU_MONITOR_HEARTBEAT_PERIOD",
             "PIKACHU_LOG_FORMAT",
             "PIKACHU_CALLBACK_HOST",
@@ -3368,6 +3407,11 @@ monitor:
         ] {
             assert!(names.iter().any(|n| n == name), "{name} missing");
         }
+        // The task list is not one variable.
+        assert!(
+            !names.iter().any(|n| n.starts_with("PIKACHU_TASKS")),
+            "{names:?}"
+        );
     }
 
     // --- secrets and headers ----------------------------------------------------------

@@ -136,6 +136,7 @@ fn the_reference_example_loads_and_states_the_defaults() {
     assert!(c.database.password.expose().is_empty());
     assert_eq!(c.log.level, log::LevelFilter::Info);
     assert!(!c.server.enabled);
+    assert_eq!(c.server.bind.to_string(), "0.0.0.0");
     assert_eq!((c.server.port, c.server.path.as_str()), (8080, "/health"));
     let d = &c.dispatcher;
     assert_eq!((d.worker_count, d.queue_size), (20, 1000));
