@@ -418,7 +418,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 const TASKS_FILE_NAME: &str = "tasks.yaml";
 const ROOT_EXPECTED: &str =
     "a mapping of keys (database:, log:, server:, dispatcher:, monitor:, …)";
-const TASKS_ROOT_EXPECTED: &str = "a mapping with a `tasks:` list";
+const TASKS_ROOT_EXPECTED: &str = "a list of tasks, or a mapping with a `tasks:` list";
 const ENV_PREFIX: &str = "PIKACHU_";
 
 /// `Ok(None)` when the file does not exist.
@@ -463,18 +463,35 @@ fn load_texts(
     let no_env = BTreeMap::new();
     // The tasks file's own problems (keys, types); its tasks when it has a usable root.
     let read_tasks_file = |doc: &Doc| {
-        let mut conv = Conv::new(tasks_file, &doc.lines, &no_env);
-        conv.duplicates(&doc.duplicates);
-        let raw = match &doc.value {
+        // A bare list is the task list itself; its keys are reported as `tasks[i].…`.
+        let prefix = if matches!(doc.value, Value::Sequence(_)) {
+            "tasks"
+        } else {
+            ""
+        };
+        let lines: HashMap<String, usize> = doc
+            .lines
+            .iter()
+            .map(|(k, l)| (format!("{prefix}{k}"), *l))
+            .collect();
+        let duplicates: Vec<(String, Option<usize>)> = doc
+            .duplicates
+            .iter()
+            .map(|(k, l)| (format!("{prefix}{k}"), *l))
+            .collect();
+        let mut conv = Conv::new(tasks_file, &lines, &no_env);
+        conv.duplicates(&duplicates);
+        let tasks = match &doc.value {
             Value::Mapping(_) | Value::Null => {
-                Some(TasksFileRaw::read(Some(&doc.value), "", &mut conv))
+                Some(TasksFileRaw::read(Some(&doc.value), "", &mut conv).tasks)
             }
+            list @ Value::Sequence(_) => Some(TaskList::read(Some(list), "tasks", &mut conv)),
             other => {
                 conv.wrong_type("", TASKS_ROOT_EXPECTED, other, false);
                 None
             }
         };
-        (conv.errors, conv.warnings, raw)
+        (conv.errors, conv.warnings, tasks)
     };
 
     let mut config_doc = match config_doc {
@@ -517,7 +534,7 @@ fn load_texts(
             task_conv.errors = task_errors;
             task_conv.warnings = task_warnings;
             if let Some(tasks_raw) = tasks_raw {
-                config.tasks = task_conv.tasks(&tasks_raw.tasks, &database, &host, || {
+                config.tasks = task_conv.tasks(&tasks_raw, &database, &host, || {
                     format!("the `tasks:` list in {} is empty", tasks_file.display())
                 });
             }
@@ -638,6 +655,14 @@ enum Kind {
 
 struct KindSeed;
 
+macro_rules! scalars {
+    ($($visit:ident: $ty:ty),*) => {
+        $(fn $visit<E: de::Error>(self, _: $ty) -> Result<Kind, E> {
+            Ok(Kind::Scalar)
+        })*
+    };
+}
+
 impl<'de> DeserializeSeed<'de> for KindSeed {
     type Value = Kind;
 
@@ -653,33 +678,9 @@ impl<'de> Visitor<'de> for KindSeed {
         f.write_str("a YAML value without tags")
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Kind, E> {
-        Ok(Kind::Scalar)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Kind, E> {
-        Ok(Kind::Scalar)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Kind, E> {
-        Ok(Kind::Scalar)
-    }
-
-    fn visit_i128<E: de::Error>(self, _: i128) -> Result<Kind, E> {
-        Ok(Kind::Scalar)
-    }
-
-    fn visit_u128<E: de::Error>(self, _: u128) -> Result<Kind, E> {
-        Ok(Kind::Scalar)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Kind, E> {
-        Ok(Kind::Scalar)
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Kind, E> {
-        Ok(Kind::Scalar)
-    }
+    // Any scalar: its value is read by the second walk.
+    scalars!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_i128: i128,
+        visit_u128: u128, visit_f64: f64, visit_str: &str);
 
     fn visit_unit<E: de::Error>(self) -> Result<Kind, E> {
         Ok(Kind::Null)
@@ -1483,7 +1484,8 @@ impl<'a> Conv<'a> {
     fn required(&mut self, field: &Field<String>, hint: &'static str) -> String {
         match self.get(field) {
             Some(text) if !text.trim().is_empty() => text,
-            Some(_) | None if matches!(field.value, Some(Err(_))) => String::new(),
+            // A value of the wrong type: `get` has reported it.
+            _ if matches!(field.value, Some(Err(_))) => String::new(),
             _ => {
                 self.problem(&field.key, Problem::Missing(hint));
                 String::new()
@@ -1835,7 +1837,7 @@ impl<'a> Conv<'a> {
 
     fn callback_host(&mut self, field: &Field<String>) -> HostState {
         let Some(host) = self.get(field).filter(|h| !h.is_empty()) else {
-            return if field.given() && matches!(field.value, Some(Err(_))) {
+            return if matches!(field.value, Some(Err(_))) {
                 HostState::Invalid
             } else {
                 HostState::Unset
@@ -3102,6 +3104,23 @@ monitor:
             m,
             ["tasks.yaml: no tasks configured: the `tasks:` list in tasks.yaml is empty"]
         );
+    }
+
+    #[test]
+    fn a_tasks_file_may_be_a_bare_list() {
+        let c = load_pair(
+            DB,
+            "- {task_id: a, table_name: t, events: [insert], callback_url: https://x.io/1}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.tasks[0].task_id, "a");
+        let m = messages(load_pair(
+            DB,
+            "- task_id: a\n  table_name: t\n  events: [insert]\n  callback_ur: https://x.io/1\n",
+        ));
+        assert_has(&m, "tasks.yaml: unknown key tasks[0].callback_ur (line 4); did you mean tasks[0].callback_url?");
+        let m = messages(load_pair(DB, "just text\n"));
+        assert_eq!(m, ["tasks.yaml: expected a list of tasks, or a mapping with a `tasks:` list, found \"just text\""]);
     }
 
     #[test]
