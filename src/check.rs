@@ -141,16 +141,11 @@ fn check_local(cfg: &Config, r: &mut Report) {
 
 /// The URL without user info and query, which may carry credentials.
 fn shown_url(url: &Uri) -> String {
-    let (host, port) = host_port(url);
-    let port = url.port().map(|_| format!(":{port}")).unwrap_or_default();
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host
-    };
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
     format!(
-        "{}://{host}{port}{}{}",
+        "{}://{}{port}{}{}",
         url.scheme_str().unwrap_or("http"),
+        url.host().unwrap_or_default(),
         url.path(),
         if url.query().is_some() { "?…" } else { "" }
     )
