@@ -454,45 +454,13 @@ fn load_texts(
     // Read even when the config is broken, so that both files' problems show at once.
     let tasks_doc = match tasks_text.map(|text| read_yaml(tasks_file, text)) {
         None => None,
-        Some(Ok(doc)) => Some(Some(doc)),
+        Some(Ok(doc)) => Some(Some(bare_list_as_tasks(doc))),
         Some(Err(error)) => {
             errors.push(error);
             Some(None)
         }
     };
     let no_env = BTreeMap::new();
-    // The tasks file's own problems (keys, types); its tasks when it has a usable root.
-    let read_tasks_file = |doc: &Doc| {
-        // A bare list is the task list itself; its keys are reported as `tasks[i].…`.
-        let prefix = if matches!(doc.value, Value::Sequence(_)) {
-            "tasks"
-        } else {
-            ""
-        };
-        let lines: HashMap<String, usize> = doc
-            .lines
-            .iter()
-            .map(|(k, l)| (format!("{prefix}{k}"), *l))
-            .collect();
-        let duplicates: Vec<(String, Option<usize>)> = doc
-            .duplicates
-            .iter()
-            .map(|(k, l)| (format!("{prefix}{k}"), *l))
-            .collect();
-        let mut conv = Conv::new(tasks_file, &lines, &no_env);
-        conv.duplicates(&duplicates);
-        let tasks = match &doc.value {
-            Value::Mapping(_) | Value::Null => {
-                Some(TasksFileRaw::read(Some(&doc.value), "", &mut conv).tasks)
-            }
-            list @ Value::Sequence(_) => Some(TaskList::read(Some(list), "tasks", &mut conv)),
-            other => {
-                conv.wrong_type("", TASKS_ROOT_EXPECTED, other, false);
-                None
-            }
-        };
-        (conv.errors, conv.warnings, tasks)
-    };
 
     let mut config_doc = match config_doc {
         Some(doc) if matches!(doc.value, Value::Mapping(_) | Value::Null) => doc,
@@ -505,7 +473,7 @@ fn load_texts(
                 errors.extend(conv.errors);
             }
             if let Some(Some(doc)) = &tasks_doc {
-                errors.extend(read_tasks_file(doc).0);
+                errors.extend(read_tasks_doc(tasks_file, doc, &no_env).0.errors);
             }
             return Err(ConfigErrors(errors));
         }
@@ -528,11 +496,7 @@ fn load_texts(
                     tasks_file.display()
                 ));
             }
-            let (task_errors, task_warnings, tasks_raw) = read_tasks_file(doc);
-            let lines = &doc.lines;
-            let mut task_conv = Conv::new(tasks_file, lines, &no_env);
-            task_conv.errors = task_errors;
-            task_conv.warnings = task_warnings;
+            let (mut task_conv, tasks_raw) = read_tasks_doc(tasks_file, doc, &no_env);
             if let Some(tasks_raw) = tasks_raw {
                 config.tasks = task_conv.tasks(&tasks_raw, &database, &host, || {
                     format!("the `tasks:` list in {} is empty", tasks_file.display())
@@ -561,6 +525,50 @@ fn load_texts(
     }
     config.warnings = warnings;
     Ok(config)
+}
+
+/// The tasks file's own problems (keys, types) so far, and its task list when its root
+/// is usable.
+fn read_tasks_doc<'a>(
+    file: &'a Path,
+    doc: &'a Doc,
+    no_env: &'a BTreeMap<String, String>,
+) -> (Conv<'a>, Option<TaskList>) {
+    let mut conv = Conv::new(file, &doc.lines, no_env);
+    conv.duplicates(&doc.duplicates);
+    let tasks = match &doc.value {
+        Value::Mapping(_) | Value::Null => {
+            Some(TasksFileRaw::read(Some(&doc.value), "", &mut conv).tasks)
+        }
+        other => {
+            conv.wrong_type("", TASKS_ROOT_EXPECTED, other, false);
+            None
+        }
+    };
+    (conv, tasks)
+}
+
+/// A tasks.yaml that is a bare list is read as `tasks: [...]`, so that its problems are
+/// named `tasks[i].…` like those of the usual form.
+fn bare_list_as_tasks(doc: Doc) -> Doc {
+    if !matches!(doc.value, Value::Sequence(_)) {
+        return doc;
+    }
+    let mut root = Mapping::new();
+    root.insert(Value::String("tasks".into()), doc.value);
+    Doc {
+        value: Value::Mapping(root),
+        lines: doc
+            .lines
+            .into_iter()
+            .map(|(path, line)| (format!("tasks{path}"), line))
+            .collect(),
+        duplicates: doc
+            .duplicates
+            .into_iter()
+            .map(|(path, line)| (format!("tasks{path}"), line))
+            .collect(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
