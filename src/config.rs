@@ -1,28 +1,35 @@
-//! Configuration: the Go tool's `config.yaml` / `tasks.yaml` (raw YAML tree) turned into
-//! a validated `Config`.
+//! Configuration: the Go tool's `config.yaml` / `tasks.yaml` turned into a typed `Config`.
 //!
-//! Owns parsing, defaults, environment overrides and validation. It must not touch the
-//! network or the database, and never prints a password or secret.
+//! Owns reading the files, defaults, `PIKACHU_*` environment overrides and validation.
+//! It must not touch the network or the database, and never prints a password, secret or
+//! header value (not in errors, not in `Debug`). Everything downstream takes the typed
+//! values as they are: nothing re-validates.
 //!
 //! How a file becomes a `Config`:
-//! 1. The YAML is read into a small tree (`Node`) guided by a schema (`Shape`). String
-//!    keys (passwords, table names, URLs) keep the text exactly as written, so that
-//!    `password: 0x1F` or `task_id: 007` are not turned into numbers. Unknown and
-//!    duplicate keys are noted with their line while reading.
-//! 2. `PIKACHU_<SECTION>_<KEY>` environment variables replace values in that tree, so a
-//!    file may leave out the password entirely.
-//! 3. The tree is converted key by key, applying the Go tool's defaults and collecting
-//!    every problem, so that one run reports all of them.
+//! 1. `read_yaml`: the document becomes a `serde_norway::Value` whose scalars are all the
+//!    text as written (`password: 0x1F`, `task_id: 007` stay text; numbers are read later
+//!    the way the Go tool reads them), plus the line of every key.
+//! 2. `apply_env`: `PIKACHU_<SECTION>_<KEY>` variables replace values in that tree.
+//! 3. The tree is read into the raw structs declared with `section!`: each key is declared
+//!    once there, with the form of its value. The same declaration yields the unknown keys
+//!    (with a did-you-mean) and the list of environment variables.
+//! 4. `Conv`: one validation pass turns the raw structs into `Config`, applying the Go
+//!    tool's defaults and collecting every problem, so that one run reports all of them.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use ::http::{HeaderName, HeaderValue, Uri};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_yaml::{Mapping, Value};
 
-/// A secret string (password, signing key): never shown by `Debug` or `Display`.
+use crate::signature::SigningKey;
+
+/// A password: never shown by `Debug`.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(pub String);
 
@@ -66,6 +73,9 @@ pub struct LogConfig {
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub enabled: bool,
+    /// The address the health/metrics server listens on (`0.0.0.0`: every interface, as
+    /// Kubernetes probes need).
+    pub bind: IpAddr,
     pub port: u16,
     pub path: String,
 }
@@ -85,8 +95,8 @@ pub struct DispatcherConfig {
     pub batch_size: usize,
     pub batch_timeout: Duration,
     pub shutdown_timeout: Duration,
-    /// Default signing secret for tasks without their own.
-    pub secret: Option<Secret>,
+    /// Default signing key for tasks without their own.
+    pub secret: Option<SigningKey>,
 }
 
 #[derive(Clone, Debug)]
@@ -132,10 +142,12 @@ pub struct Task {
     pub database: String,
     pub table: String,
     pub events: EventFilter,
-    /// Absolute http(s) URL, `callback_host` already applied.
-    pub callback_url: String,
-    pub headers: Vec<(String, String)>,
-    pub secret: Option<Secret>,
+    /// Absolute http(s) URL, `callback_host` already applied; never with credentials.
+    pub callback_url: Uri,
+    /// Sent after pikachu's own headers; none of them is one pikachu sets.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The task's own signing key (`dispatcher.secret` is the default).
+    pub secret: Option<SigningKey>,
 }
 
 /// Header values are redacted: they often carry credentials (`Authorization`), and a
@@ -167,6 +179,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub dispatcher: DispatcherConfig,
     pub monitor: MonitorConfig,
+    /// Validated, without a trailing `/`; already joined into the relative callback URLs.
     pub callback_host: Option<String>,
     pub data_dir: PathBuf,
     pub start_from: StartFrom,
@@ -197,27 +210,59 @@ impl fmt::Display for Origin {
     }
 }
 
-/// One problem with the configuration. `Display` gives one line that names the file (or
-/// environment variable) and the key path, and says what to write instead. No variant
-/// ever holds a password, secret or header value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What is wrong with one value. Never holds a password, secret or header value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// A required key is absent or empty; the hint says what it is for.
+    #[error("is required ({0})")]
+    Missing(&'static str),
+    /// `found` is already redacted for secret keys.
+    #[error("expected {expected}, found {found}")]
+    WrongType {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("{0} is not a duration (use 30s, 100ms, 2m)")]
+    BadDuration(String),
+    /// A value of the right type that is not allowed: why, and what to write instead.
+    #[error("{0}")]
+    Invalid(String),
+    /// `url` is `None` when the URL itself must not be shown (it carries credentials).
+    #[error("{}not a usable callback URL: {reason}", shown_first(.url))]
+    BadUrl { url: Option<String>, reason: String },
+    #[error("{0} (the value is not shown)")]
+    BadSecret(String),
+}
+
+fn shown_first(url: &Option<String>) -> String {
+    url.as_ref()
+        .map(|u| format!("{u:?} is "))
+        .unwrap_or_default()
+}
+
+/// One problem with the configuration: one line that names the file (or environment
+/// variable) and the key path, and says what to write instead.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    NotFound {
-        file: PathBuf,
-    },
-    Unreadable {
-        file: PathBuf,
-        reason: String,
-    },
+    #[error("{}: file not found", .file.display())]
+    NotFound { file: PathBuf },
+    #[error("{}: cannot read the file: {reason}", .file.display())]
+    Unreadable { file: PathBuf, reason: String },
+    #[error("{}: {}invalid YAML: {message}", .file.display(), position(*.line, *.column))]
     Syntax {
         file: PathBuf,
         message: String,
         line: Option<usize>,
         column: Option<usize>,
     },
-    MultipleDocuments {
-        file: PathBuf,
-    },
+    #[error(
+        "{}: holds more than one YAML document (a `---` line is followed by more keys); put \
+         everything into one document",
+        .file.display()
+    )]
+    MultipleDocuments { file: PathBuf },
+    #[error("{}: unknown key {key}{}{}", .file.display(), at_line(*.line),
+        .suggestion.as_ref().map(|s| format!("; did you mean {s}?")).unwrap_or_default())]
     UnknownKey {
         file: PathBuf,
         key: String,
@@ -225,179 +270,45 @@ pub enum ConfigError {
         /// A known key of the same section close to the typo, as a full path.
         suggestion: Option<String>,
     },
+    #[error("{}: key {key} is given twice{}", .file.display(),
+        .line.map(|l| format!(" (second time at line {l})")).unwrap_or_default())]
     DuplicateKey {
         file: PathBuf,
         key: String,
         line: Option<usize>,
     },
-    /// A required key is absent or empty.
-    Missing {
+    /// `key` is empty for the document as a whole.
+    #[error("{origin}: {}{problem}", if .key.is_empty() { String::new() } else { format!("{}: ", .key) })]
+    Value {
         origin: Origin,
         key: String,
-        hint: &'static str,
+        problem: Problem,
     },
-    WrongType {
-        origin: Origin,
-        key: String,
-        expected: &'static str,
-        /// The value found, already redacted for secret keys.
-        found: String,
-    },
-    BadDuration {
-        origin: Origin,
-        key: String,
-        value: String,
-    },
-    /// A value of the right type that is not allowed; `reason` says why and what to use.
-    BadValue {
-        origin: Origin,
-        key: String,
-        reason: String,
-    },
+    #[error(
+        "{}: tasks[{index}].task_id: duplicate task_id {task_id:?} (first used by \
+         tasks[{first}]); every task needs its own task_id",
+        .file.display()
+    )]
     DuplicateTaskId {
         file: PathBuf,
         index: usize,
         task_id: String,
         first: usize,
     },
-    UnknownEvent {
-        file: PathBuf,
-        index: usize,
-        event: String,
-    },
-    NoTasks {
-        file: PathBuf,
-        reason: String,
-    },
-    BadCallbackUrl {
-        origin: Origin,
-        key: String,
-        /// `None` when the URL itself must not be shown (it carries credentials).
-        url: Option<String>,
-        reason: String,
-    },
-    BadSecret {
-        origin: Origin,
-        key: String,
-        reason: String,
-    },
+    #[error("{}: no tasks configured: {reason}", .file.display())]
+    NoTasks { file: PathBuf, reason: String },
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::NotFound { file } => write!(f, "{}: file not found", file.display()),
-            ConfigError::Unreadable { file, reason } => {
-                write!(f, "{}: cannot read the file: {reason}", file.display())
-            }
-            ConfigError::Syntax {
-                file,
-                message,
-                line,
-                column,
-            } => {
-                write!(f, "{}: ", file.display())?;
-                if let (Some(line), Some(column)) = (line, column) {
-                    write!(f, "line {line}, column {column}: ")?;
-                }
-                write!(f, "invalid YAML: {message}")
-            }
-            ConfigError::MultipleDocuments { file } => write!(
-                f,
-                "{}: holds more than one YAML document (a `---` line is followed by more \
-                 keys); put everything into one document",
-                file.display()
-            ),
-            ConfigError::UnknownKey {
-                file,
-                key,
-                line,
-                suggestion,
-            } => {
-                write!(f, "{}: unknown key {key}", file.display())?;
-                if let Some(line) = line {
-                    write!(f, " (line {line})")?;
-                }
-                if let Some(suggestion) = suggestion {
-                    write!(f, "; did you mean {suggestion}?")?;
-                }
-                Ok(())
-            }
-            ConfigError::DuplicateKey { file, key, line } => {
-                write!(f, "{}: key {key} is given twice", file.display())?;
-                if let Some(line) = line {
-                    write!(f, " (second time at line {line})")?;
-                }
-                Ok(())
-            }
-            ConfigError::Missing { origin, key, hint } => {
-                write!(f, "{origin}: {key}: is required ({hint})")
-            }
-            ConfigError::WrongType {
-                origin,
-                key,
-                expected,
-                found,
-            } => {
-                if key.is_empty() {
-                    write!(f, "{origin}: expected {expected}, found {found}")
-                } else {
-                    write!(f, "{origin}: {key}: expected {expected}, found {found}")
-                }
-            }
-            ConfigError::BadDuration { origin, key, value } => write!(
-                f,
-                "{origin}: {key}: {value} is not a duration (use 30s, 100ms, 2m)"
-            ),
-            ConfigError::BadValue {
-                origin,
-                key,
-                reason,
-            } => write!(f, "{origin}: {key}: {reason}"),
-            ConfigError::DuplicateTaskId {
-                file,
-                index,
-                task_id,
-                first,
-            } => write!(
-                f,
-                "{}: tasks[{index}].task_id: duplicate task_id {task_id:?} (first used by \
-                 tasks[{first}]); every task needs its own task_id",
-                file.display()
-            ),
-            ConfigError::UnknownEvent { file, index, event } => write!(
-                f,
-                "{}: tasks[{index}].events: unknown event {event:?} (expected insert, update, \
-                 delete)",
-                file.display()
-            ),
-            ConfigError::NoTasks { file, reason } => {
-                write!(f, "{}: no tasks configured: {reason}", file.display())
-            }
-            ConfigError::BadCallbackUrl {
-                origin,
-                key,
-                url,
-                reason,
-            } => match url {
-                Some(url) => write!(
-                    f,
-                    "{origin}: {key}: {url:?} is not a usable callback URL: {reason}"
-                ),
-                None => write!(f, "{origin}: {key}: not a usable callback URL: {reason}"),
-            },
-            ConfigError::BadSecret {
-                origin,
-                key,
-                reason,
-            } => {
-                write!(f, "{origin}: {key}: {reason} (the value is not shown)")
-            }
-        }
+fn position(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(line), Some(column)) => format!("line {line}, column {column}: "),
+        _ => String::new(),
     }
 }
 
-impl std::error::Error for ConfigError {}
+fn at_line(line: Option<usize>) -> String {
+    line.map(|l| format!(" (line {l})")).unwrap_or_default()
+}
 
 /// Every problem found in one load. `Display` prints one problem per line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -471,10 +382,7 @@ pub fn load_files(
         Some(path) => path.to_path_buf(),
         None => default_tasks_path(config_path),
     };
-    let tasks_text = match read_text(&tasks_file) {
-        Ok(text) => text,
-        Err(error) => return Err(ConfigErrors(vec![error])),
-    };
+    let tasks_text = read_text(&tasks_file).map_err(|e| ConfigErrors(vec![e]))?;
     load_texts(
         config_path,
         &config_text,
@@ -490,6 +398,22 @@ pub fn default_tasks_path(config_path: &Path) -> PathBuf {
         Some(dir) => dir.join(TASKS_FILE_NAME),
         None => PathBuf::from(TASKS_FILE_NAME),
     }
+}
+
+/// Host (without IPv6 brackets) and port of a callback URL, which the configuration
+/// guarantees to be absolute http(s).
+pub fn host_port(url: &Uri) -> (String, u16) {
+    let host = url.host().unwrap_or_default();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let default_port = if url.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    (host, url.port_u16().unwrap_or(default_port))
 }
 
 /// Every environment variable that overrides a key, e.g. `PIKACHU_DATABASE_PASSWORD`.
@@ -510,6 +434,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 const TASKS_FILE_NAME: &str = "tasks.yaml";
 const ROOT_EXPECTED: &str =
     "a mapping of keys (database:, log:, server:, dispatcher:, monitor:, …)";
+const TASKS_ROOT_EXPECTED: &str = "a list of tasks, or a mapping with a `tasks:` list";
 const ENV_PREFIX: &str = "PIKACHU_";
 
 /// `Ok(None)` when the file does not exist.
@@ -539,52 +464,47 @@ fn load_texts(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
     let mut errors = Vec::new();
-    let config_doc = match parse_yaml(config_file, config_text, CONFIG_SHAPE) {
-        Ok(doc) => Some(doc),
-        Err(error) => {
-            errors.push(error);
-            None
-        }
-    };
-    // Parsed even when the config is broken, so that both files' problems show at once.
-    let tasks_doc = match tasks_text.map(|text| parse_yaml(tasks_file, text, TASKS_SHAPE)) {
-        None => TasksDoc::Absent,
-        Some(Ok(doc)) => TasksDoc::Parsed(doc),
+    let config_doc = read_yaml(config_file, config_text)
+        .map_err(|e| errors.push(e))
+        .ok();
+    // Read even when the config is broken, so that both files' problems show at once.
+    let tasks_doc = match tasks_text.map(|text| read_yaml(tasks_file, text)) {
+        None => None,
+        Some(Ok(doc)) => Some(Some(bare_list_as_tasks(doc))),
         Some(Err(error)) => {
             errors.push(error);
-            TasksDoc::Broken
+            Some(None)
         }
     };
-    let Some(mut config_doc) = config_doc else {
-        // Without the config there is nothing to convert: its keys would all read as
-        // missing, which would bury the one real problem.
-        if let TasksDoc::Parsed(doc) = &tasks_doc {
-            errors.extend(doc.key_errors(tasks_file));
+    let no_env = BTreeMap::new();
+
+    let mut config_doc = match config_doc {
+        Some(doc) if matches!(doc.value, Value::Mapping(_) | Value::Null) => doc,
+        broken => {
+            // Without a config mapping every key would read as missing, which would bury
+            // the one real problem: report it, and what can be said of the tasks file.
+            if let Some(doc) = &broken {
+                let mut conv = Conv::new(config_file, &doc.lines, &no_env);
+                conv.wrong_type("", ROOT_EXPECTED, &doc.value, false);
+                errors.extend(conv.errors);
+            }
+            if let Some(Some(doc)) = &tasks_doc {
+                errors.extend(read_tasks_doc(tasks_file, doc, &no_env).0.errors);
+            }
+            return Err(ConfigErrors(errors));
         }
-        return Err(ConfigErrors(errors));
     };
 
-    errors.extend(config_doc.key_errors(config_file));
-    if !matches!(config_doc.root, Node::Map(_) | Node::Null) {
-        // Every key would read as missing; the one real problem is the file's shape.
-        let mut conv = Conv::new(config_file, BTreeMap::new());
-        conv.wrong_type("", ROOT_EXPECTED, &config_doc.root);
-        errors.extend(conv.errors);
-        if let TasksDoc::Parsed(doc) = &tasks_doc {
-            errors.extend(doc.key_errors(tasks_file));
-        }
-        return Err(ConfigErrors(errors));
-    }
-    let env_paths = apply_env(&mut config_doc.root, env);
-    let mut conv = Conv::new(config_file, env_paths);
-    let mut config = conv.config(&config_doc.root);
-
-    let host = conv.host_state.clone();
+    let env_paths = apply_env(&mut config_doc.value, env);
+    let mut conv = Conv::new(config_file, &config_doc.lines, &env_paths);
+    conv.duplicates(&config_doc.duplicates);
+    let raw = RootRaw::read(Some(&config_doc.value), "", &mut conv);
+    let (mut config, host) = conv.config(&raw);
     let database = config.database.database.clone();
-    let inline = lookup(entries(&config_doc.root), "tasks");
+    let mut warnings = Vec::new();
     match &tasks_doc {
-        TasksDoc::Parsed(doc) => {
-            if inline.is_some_and(|node| !matches!(node, Node::Seq(items) if items.is_empty())) {
+        Some(Some(doc)) => {
+            if matches!(&raw.tasks, TaskList::Items(items) if !items.is_empty()) {
                 conv.warnings.push(format!(
                     "{}: tasks: ignored, because {} exists and tasks are read from it (as the \
                      Go tool does); remove one of the two",
@@ -592,24 +512,19 @@ fn load_texts(
                     tasks_file.display()
                 ));
             }
-            let mut task_conv = Conv::new(tasks_file, BTreeMap::new());
-            match lookup(entries(&doc.root), "tasks") {
-                None if !matches!(doc.root, Node::Null | Node::Map(_)) => {
-                    task_conv.wrong_type("", "a mapping with a `tasks:` list", &doc.root)
-                }
-                node => {
-                    config.tasks = task_conv.tasks(node, &database, &host, || {
-                        format!("the `tasks:` list in {} is empty", tasks_file.display())
-                    })
-                }
+            let (mut task_conv, tasks_raw) = read_tasks_doc(tasks_file, doc, &no_env);
+            if let Some(tasks_raw) = tasks_raw {
+                config.tasks = task_conv.tasks(&tasks_raw, &database, &host, || {
+                    format!("the `tasks:` list in {} is empty", tasks_file.display())
+                });
             }
             errors.append(&mut conv.errors);
-            errors.extend(doc.key_errors(tasks_file));
-            errors.extend(task_conv.errors);
-            conv.warnings.extend(task_conv.warnings);
+            errors.append(&mut task_conv.errors);
+            warnings.append(&mut conv.warnings);
+            warnings.append(&mut task_conv.warnings);
         }
-        TasksDoc::Absent => {
-            config.tasks = conv.tasks(inline, &database, &host, || {
+        None => {
+            config.tasks = conv.tasks(&raw.tasks, &database, &host, || {
                 format!(
                     "{} does not exist and the config has no `tasks:` list; add tasks to one \
                      of them",
@@ -617,326 +532,121 @@ fn load_texts(
                 )
             });
             errors.append(&mut conv.errors);
+            warnings.append(&mut conv.warnings);
         }
-        TasksDoc::Broken => errors.append(&mut conv.errors),
+        Some(None) => errors.append(&mut conv.errors),
     }
-
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    config.warnings = conv.warnings;
+    config.warnings = warnings;
     Ok(config)
 }
 
-enum TasksDoc {
-    Absent,
-    Parsed(Parsed),
-    Broken,
-}
-
-// ---------------------------------------------------------------------------------------
-// Schema
-// ---------------------------------------------------------------------------------------
-
-/// What the reader expects at a place in the document.
-#[derive(Clone, Copy, Debug)]
-enum Shape {
-    /// A string, read as the text written (never re-formatted as a number).
-    Text,
-    /// A scalar whose YAML type matters: number, boolean, duration.
-    Value,
-    /// A mapping with a fixed set of keys; others are reported as unknown.
-    Struct(&'static [(&'static str, Shape)]),
-    List(&'static Shape),
-    /// A mapping with free-form keys (task `headers`).
-    Dict(&'static Shape),
-    /// Anything; used below an unknown key, whose error is already reported.
-    Any,
-}
-
-use Shape::{Text, Value};
-
-const DATABASE_KEYS: &[(&str, Shape)] = &[
-    ("host", Text),
-    ("port", Value),
-    ("user", Text),
-    ("password", Text),
-    ("database", Text),
-    ("server_id", Value),
-    ("charset", Text),
-    ("connect_timeout", Value),
-    ("read_timeout", Value),
-];
-
-const LOG_KEYS: &[(&str, Shape)] = &[
-    ("level", Text),
-    ("format", Text),
-    ("directory", Text),
-    ("max_size", Value),
-    ("max_backups", Value),
-    ("max_age", Value),
-];
-
-const SERVER_KEYS: &[(&str, Shape)] = &[("enabled", Value), ("port", Value), ("path", Text)];
-
-const DISPATCHER_KEYS: &[(&str, Shape)] = &[
-    ("shutdown_timeout", Value),
-    ("worker_count", Value),
-    ("queue_size", Value),
-    ("timeout", Value),
-    ("max_retries", Value),
-    ("retry_base_delay", Value),
-    ("retry_max_delay", Value),
-    ("max_connections", Value),
-    ("max_idle_conns", Value),
-    ("idle_conn_timeout", Value),
-    ("batch_size", Value),
-    ("batch_timeout", Value),
-    ("secret", Text),
-];
-
-const MONITOR_KEYS: &[(&str, Shape)] = &[
-    ("event_queue_size", Value),
-    ("event_queue_timeout", Value),
-    ("batch_size", Value),
-    ("batch_timeout", Value),
-    ("flush_interval", Value),
-    ("heartbeat_period", Value),
-];
-
-const START_FROM_KEYS: &[(&str, Shape)] = &[("file", Text), ("pos", Value)];
-
-const TASK_KEYS: &[(&str, Shape)] = &[
-    ("task_id", Text),
-    ("name", Text),
-    ("table_name", Text),
-    ("events", Shape::List(&Text)),
-    ("callback_url", Text),
-    ("headers", Shape::Dict(&Text)),
-    ("secret", Text),
-];
-
-const TASK_LIST: Shape = Shape::List(&Shape::Struct(TASK_KEYS));
-
-/// Sections whose keys can each be overridden by `PIKACHU_<SECTION>_<KEY>`.
-const SECTIONS: &[(&str, &[(&str, Shape)])] = &[
-    ("database", DATABASE_KEYS),
-    ("log", LOG_KEYS),
-    ("server", SERVER_KEYS),
-    ("dispatcher", DISPATCHER_KEYS),
-    ("monitor", MONITOR_KEYS),
-];
-
-/// Top-level keys overridden as a whole by `PIKACHU_<KEY>`.
-const TOP_LEVEL_ENV: &[&str] = &["callback_host", "data_dir", "start_from"];
-
-const CONFIG_SHAPE: Shape = Shape::Struct(&[
-    ("database", Shape::Struct(DATABASE_KEYS)),
-    ("tasks", TASK_LIST),
-    ("log", Shape::Struct(LOG_KEYS)),
-    ("server", Shape::Struct(SERVER_KEYS)),
-    ("dispatcher", Shape::Struct(DISPATCHER_KEYS)),
-    ("monitor", Shape::Struct(MONITOR_KEYS)),
-    ("callback_host", Text),
-    ("data_dir", Text),
-    ("start_from", Shape::Struct(START_FROM_KEYS)),
-]);
-
-const TASKS_SHAPE: Shape = Shape::Struct(&[("tasks", TASK_LIST)]);
-
-// ---------------------------------------------------------------------------------------
-// Reading YAML into a tree
-// ---------------------------------------------------------------------------------------
-
-#[derive(Clone, Debug, PartialEq)]
-enum Node {
-    Null,
-    Bool(bool),
-    Int(i128),
-    Float(f64),
-    /// A string: the text as written in the file, or an environment variable's value.
-    Str(String),
-    Seq(Vec<Node>),
-    Map(Vec<(String, Node)>),
-}
-
-type Entries = [(String, Node)];
-
-fn entries(node: &Node) -> Option<&Entries> {
-    match node {
-        Node::Map(entries) => Some(entries),
-        _ => None,
-    }
-}
-
-/// The value of `key`; `None` when absent or null (the Go tool treats both as unset).
-fn lookup<'n>(map: Option<&'n Entries>, key: &str) -> Option<&'n Node> {
-    map?.iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .filter(|v| **v != Node::Null)
-}
-
-#[derive(Clone, Debug)]
-enum IssueKind {
-    Unknown {
-        known: &'static [(&'static str, Shape)],
-    },
-    Duplicate,
-}
-
-#[derive(Clone, Debug)]
-struct KeyIssue {
-    path: String,
-    key: String,
-    kind: IssueKind,
-    line: Option<usize>,
-}
-
-/// Unknown and duplicate keys seen while reading, in document order. To learn an
-/// issue's line, the document is read again and made to fail at that issue: serde_yaml
-/// then reports the key's position, which it does not expose otherwise.
-#[derive(Default)]
-struct Collector {
-    issues: Vec<KeyIssue>,
-    stop_at: Option<usize>,
-    /// String keys found to hold a list or mapping. Asking serde_yaml for a string there
-    /// stops the whole read, so the document is read again with these taken as they
-    /// come; the conversion then reports each as a type error, alongside all the rest.
-    not_text: Vec<String>,
-}
-
-const STOP_MARKER: &str = "pikachu: locating a key";
-
-struct Parsed {
-    root: Node,
-    issues: Vec<KeyIssue>,
-}
-
-impl Parsed {
-    fn key_errors(&self, file: &Path) -> Vec<ConfigError> {
-        self.issues
-            .iter()
-            .map(|issue| match issue.kind {
-                IssueKind::Unknown { known } => ConfigError::UnknownKey {
-                    file: file.to_path_buf(),
-                    key: issue.path.clone(),
-                    line: issue.line,
-                    suggestion: suggest(&issue.key, known).map(|k| {
-                        let parent = &issue.path[..issue.path.len() - issue.key.len()];
-                        format!("{parent}{k}")
-                    }),
-                },
-                IssueKind::Duplicate => ConfigError::DuplicateKey {
-                    file: file.to_path_buf(),
-                    key: issue.path.clone(),
-                    line: issue.line,
-                },
-            })
-            .collect()
-    }
-}
-
-fn parse_yaml(file: &Path, text: &str, shape: Shape) -> Result<Parsed, ConfigError> {
-    let mut not_text: Vec<String> = Vec::new();
-    let (root, collector) = loop {
-        let collector = RefCell::new(Collector {
-            not_text: not_text.clone(),
-            ..Collector::default()
-        });
-        let Some(doc) = serde_yaml::Deserializer::from_str(text).next() else {
-            break (Node::Null, collector);
-        };
-        let seed = NodeSeed {
-            shape,
-            path: String::new(),
-            col: &collector,
-        };
-        match seed.deserialize(doc) {
-            Ok(root) => break (root, collector),
-            Err(e) => {
-                let error = syntax_error(file, &e);
-                match &error {
-                    // Bounded: each round adds a new key of the document.
-                    ConfigError::WrongType { key, .. } if !not_text.contains(key) => {
-                        not_text.push(key.clone())
-                    }
-                    _ => return Err(error),
-                }
-            }
+/// The tasks file's own problems (keys, types) so far, and its task list when its root
+/// is usable.
+fn read_tasks_doc<'a>(
+    file: &'a Path,
+    doc: &'a Doc,
+    no_env: &'a BTreeMap<String, String>,
+) -> (Conv<'a>, Option<TaskList>) {
+    let mut conv = Conv::new(file, &doc.lines, no_env);
+    conv.duplicates(&doc.duplicates);
+    let tasks = match &doc.value {
+        Value::Mapping(_) | Value::Null => {
+            Some(TasksFileRaw::read(Some(&doc.value), "", &mut conv).tasks)
+        }
+        other => {
+            conv.wrong_type("", TASKS_ROOT_EXPECTED, other, false);
+            None
         }
     };
-    let mut docs = serde_yaml::Deserializer::from_str(text);
-    docs.next();
-    // A trailing `---` with nothing after it yields an empty document: harmless.
-    for doc in docs {
-        let spare = RefCell::new(Collector::default());
-        match (NodeSeed {
-            shape: Shape::Any,
-            path: String::new(),
-            col: &spare,
-        })
-        .deserialize(doc)
-        {
-            Ok(Node::Null) => {}
-            Ok(_) => {
-                return Err(ConfigError::MultipleDocuments {
-                    file: file.to_path_buf(),
-                })
-            }
-            Err(e) => return Err(syntax_error(file, &e)),
-        }
-    }
-    let mut issues = collector.into_inner().issues;
-    for (index, issue) in issues.iter_mut().enumerate() {
-        issue.line = locate_issue(text, shape, index, &not_text);
-    }
-    Ok(Parsed { root, issues })
+    (conv, tasks)
 }
 
-fn locate_issue(text: &str, shape: Shape, index: usize, not_text: &[String]) -> Option<usize> {
-    let collector = RefCell::new(Collector {
-        not_text: not_text.to_vec(),
-        issues: Vec::new(),
-        stop_at: Some(index),
-    });
-    let doc = serde_yaml::Deserializer::from_str(text).next()?;
-    match (NodeSeed {
-        shape,
-        path: String::new(),
-        col: &collector,
-    })
-    .deserialize(doc)
-    {
-        Err(e) if e.to_string().contains(STOP_MARKER) => e.location().map(|l| l.line()),
-        _ => None,
+/// A tasks.yaml that is a bare list is read as `tasks: [...]`, so that its problems are
+/// named `tasks[i].…` like those of the usual form.
+fn bare_list_as_tasks(doc: Doc) -> Doc {
+    if !matches!(doc.value, Value::Sequence(_)) {
+        return doc;
     }
+    let mut root = Mapping::new();
+    root.insert(Value::String("tasks".into()), doc.value);
+    Doc {
+        value: Value::Mapping(root),
+        lines: doc
+            .lines
+            .into_iter()
+            .map(|(path, line)| (format!("tasks{path}"), line))
+            .collect(),
+        duplicates: doc
+            .duplicates
+            .into_iter()
+            .map(|(path, line)| (format!("tasks{path}"), line))
+            .collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading YAML
+// ---------------------------------------------------------------------------------------
+
+/// One document as read: every scalar is `Value::String` with the text as written (a
+/// plain `~`/`null`/empty scalar is `Value::Null`), and the line of every key by path.
+struct Doc {
+    value: Value,
+    lines: HashMap<String, usize>,
+    /// Keys given a second time in one mapping (path, line); the first value is kept.
+    duplicates: Vec<(String, Option<usize>)>,
+}
+
+/// Reads the first document of `text`; a second one that is not empty is an error.
+///
+/// Two walks over the document: the first learns its shape (serde_norway's own reading,
+/// which knows lists from scalars); the second asks for each scalar as a string, which
+/// makes serde_norway hand over the text as written (`0x1F`, `1.10`, `007`) where the
+/// first walk would have turned it into a number. A scalar can only be asked for as a
+/// string once it is known not to be a list or mapping: that ends the read otherwise.
+fn read_yaml(file: &Path, text: &str) -> Result<Doc, ConfigError> {
+    let syntax = |e: serde_yaml::Error| syntax_error(file, &e);
+    let mut docs = serde_yaml::Deserializer::from_str(text);
+    let shape = match docs.next() {
+        Some(doc) => KindSeed.deserialize(doc).map_err(syntax)?,
+        None => Kind::Null,
+    };
+    // A trailing `---` with nothing after it yields an empty document: harmless.
+    for doc in docs {
+        if !matches!(KindSeed.deserialize(doc).map_err(syntax)?, Kind::Null) {
+            return Err(ConfigError::MultipleDocuments {
+                file: file.to_path_buf(),
+            });
+        }
+    }
+    let located = RefCell::new(Located::default());
+    let value = match serde_yaml::Deserializer::from_str(text).next() {
+        Some(doc) => TextSeed {
+            kind: &shape,
+            path: String::new(),
+            located: &located,
+        }
+        .deserialize(doc)
+        .map_err(syntax)?,
+        None => Value::Null,
+    };
+    let Located { lines, duplicates } = located.into_inner();
+    Ok(Doc {
+        value,
+        lines,
+        duplicates,
+    })
 }
 
 fn syntax_error(file: &Path, error: &serde_yaml::Error) -> ConfigError {
-    // A string key given a list or mapping stops serde_yaml with "<path>: invalid type:
-    // sequence, expected a string at line …": a type error, not a syntax error.
-    let message = error.to_string();
-    if let Some((key, rest)) = message.split_once(": invalid type: ") {
-        if let Some((found, _)) = rest.split_once(", expected a string") {
-            let found = match found {
-                "sequence" => "a list".to_string(),
-                "map" => "a mapping".to_string(),
-                other => other.to_string(),
-            };
-            return ConfigError::WrongType {
-                origin: Origin::File(file.to_path_buf()),
-                key: key.to_string(),
-                expected: "a string",
-                found,
-            };
-        }
-    }
     let location = error.location();
     let line = location.as_ref().map(|l| l.line());
     let column = location.as_ref().map(|l| l.column());
     let mut message = error.to_string();
-    // The position is shown up front; drop serde_yaml's copy of it at the end.
+    // The position is shown up front; drop serde_norway's copy of it at the end.
     if let (Some(l), Some(c)) = (line, column) {
         if let Some(stripped) = message.strip_suffix(&format!(" at line {l} column {c}")) {
             message = stripped.to_string();
@@ -958,60 +668,165 @@ fn child_path(parent: &str, key: &str) -> String {
     }
 }
 
-struct NodeSeed<'c> {
-    shape: Shape,
-    path: String,
-    col: &'c RefCell<Collector>,
+/// The shape of a document, from the first walk.
+enum Kind {
+    Null,
+    Scalar,
+    Seq(Vec<Kind>),
+    /// The values, in document order.
+    Map(Vec<Kind>),
 }
 
-impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
-    type Value = Node;
+struct KindSeed;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
-        match self.shape {
-            // Asking for a string makes serde_yaml hand over the scalar's text as written
-            // (`0x1F`, `1.10`, `007`), which `deserialize_any` would turn into numbers.
-            Shape::Text if !self.col.borrow().not_text.contains(&self.path) => {
-                d.deserialize_option(TextVisitor)
-            }
-            _ => d.deserialize_any(NodeVisitor(self)),
+macro_rules! scalars {
+    ($($visit:ident: $ty:ty),*) => {
+        $(fn $visit<E: de::Error>(self, _: $ty) -> Result<Kind, E> {
+            Ok(Kind::Scalar)
+        })*
+    };
+}
+
+impl<'de> DeserializeSeed<'de> for KindSeed {
+    type Value = Kind;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Kind, D::Error> {
+        d.deserialize_any(KindSeed)
+    }
+}
+
+impl<'de> Visitor<'de> for KindSeed {
+    type Value = Kind;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a YAML value without tags")
+    }
+
+    // Any scalar: its value is read by the second walk.
+    scalars!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_i128: i128,
+        visit_u128: u128, visit_f64: f64, visit_str: &str);
+
+    fn visit_unit<E: de::Error>(self) -> Result<Kind, E> {
+        Ok(Kind::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Kind, E> {
+        Ok(Kind::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Kind, D::Error> {
+        d.deserialize_any(KindSeed)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Kind, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(KindSeed)? {
+            items.push(item);
         }
+        Ok(Kind::Seq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Kind, A::Error> {
+        let mut values = Vec::new();
+        while let Some(key) = map.next_key_seed(KindSeed)? {
+            if matches!(key, Kind::Seq(_) | Kind::Map(_)) {
+                return Err(de::Error::custom(
+                    "a key is a list or mapping; keys must be plain names",
+                ));
+            }
+            values.push(map.next_value_seed(KindSeed)?);
+        }
+        Ok(Kind::Map(values))
+    }
+}
+
+#[derive(Default)]
+struct Located {
+    lines: HashMap<String, usize>,
+    duplicates: Vec<(String, Option<usize>)>,
+}
+
+/// The second walk: one node, whose shape the first walk found.
+struct TextSeed<'a> {
+    kind: &'a Kind,
+    path: String,
+    located: &'a RefCell<Located>,
+}
+
+impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        match self.kind {
+            Kind::Null => d.deserialize_ignored_any(IgnoredAny).map(|_| Value::Null),
+            Kind::Scalar => d.deserialize_str(TextVisitor).map(Value::String),
+            Kind::Seq(_) | Kind::Map(_) => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for TextSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the same document as in the first reading")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let Kind::Seq(kinds) = self.kind else {
+            return Err(de::Error::custom("the document changed while it was read"));
+        };
+        let mut items = Vec::with_capacity(kinds.len());
+        for (index, kind) in kinds.iter().enumerate() {
+            let seed = TextSeed {
+                kind,
+                path: format!("{}[{index}]", self.path),
+                located: self.located,
+            };
+            match seq.next_element_seed(seed)? {
+                Some(item) => items.push(item),
+                None => break,
+            }
+        }
+        Ok(Value::Sequence(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let Kind::Map(kinds) = self.kind else {
+            return Err(de::Error::custom("the document changed while it was read"));
+        };
+        let mut map = Mapping::new();
+        for kind in kinds {
+            let Some((key, line)) = access.next_key_seed(KeySeed)? else {
+                break;
+            };
+            let path = child_path(&self.path, &key);
+            let value = access.next_value_seed(TextSeed {
+                kind,
+                path: path.clone(),
+                located: self.located,
+            })?;
+            let mut located = self.located.borrow_mut();
+            if map.contains_key(key.as_str()) {
+                located.duplicates.push((path, line));
+            } else {
+                if let Some(line) = line {
+                    located.lines.insert(path, line);
+                }
+                map.insert(Value::String(key), value);
+            }
+        }
+        Ok(Value::Mapping(map))
     }
 }
 
 struct TextVisitor;
 
 impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Node;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
-        Ok(Node::Null)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-        Ok(Node::Null)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
-        d.deserialize_string(StringVisitor).map(Node::Str)
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        Ok(Node::Str(v.to_string()))
-    }
-}
-
-struct StringVisitor;
-
-impl<'de> Visitor<'de> for StringVisitor {
     type Value = String;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
+        f.write_str("a scalar")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
@@ -1019,290 +834,573 @@ impl<'de> Visitor<'de> for StringVisitor {
     }
 }
 
-struct NodeVisitor<'c>(NodeSeed<'c>);
+/// Reads a mapping key as text, with its line. serde_norway tells where something is only
+/// in an error raised while that thing is read, so the key's visitor keeps the key and
+/// fails; the error then carries the key's line, and the key has been read all the same.
+struct KeySeed;
 
-impl<'de> Visitor<'de> for NodeVisitor<'_> {
-    type Value = Node;
+/// The message of that error; it never leaves `KeySeed`.
+const LOCATING_KEY: &str = "pikachu: locating a key";
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = (String, Option<usize>);
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Node, E> {
-        Ok(Node::Bool(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Node, E> {
-        Ok(Node::Int(v.into()))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Node, E> {
-        Ok(Node::Int(v.into()))
-    }
-
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Node, E> {
-        Ok(Node::Int(v))
-    }
-
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Node, E> {
-        // Beyond i128 it is out of range for every key; keep the digits for the message.
-        Ok(i128::try_from(v)
-            .map(Node::Int)
-            .unwrap_or_else(|_| Node::Str(v.to_string())))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        Ok(Node::Float(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Node, E> {
-        Ok(Node::Str(v.to_string()))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Node, E> {
-        Ok(Node::Null)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Node, E> {
-        Ok(Node::Null)
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
-        self.0.deserialize(d)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let NodeSeed { shape, path, col } = self.0;
-        let item = match shape {
-            Shape::List(item) => *item,
-            _ => Shape::Any,
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let slot = RefCell::new(None);
+        let error = match d.deserialize_str(KeyVisitor(&slot)) {
+            Ok(never) => match never {},
+            Err(error) => error,
         };
-        let mut items = Vec::new();
-        loop {
-            let seed = NodeSeed {
-                shape: item,
-                path: format!("{path}[{}]", items.len()),
-                col,
-            };
-            match seq.next_element_seed(seed)? {
-                Some(node) => items.push(node),
-                None => break,
-            }
+        match slot.into_inner() {
+            Some(key) => Ok((key, line_of(&error.to_string()))),
+            None => Err(error),
         }
-        Ok(Node::Seq(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let NodeSeed { shape, path, col } = self.0;
-        let mut entries: Vec<(String, Node)> = Vec::new();
-        loop {
-            let key_seed = KeySeed {
-                parent: shape,
-                path: &path,
-                seen: &entries,
-                col,
-            };
-            let Some((key, child)) = map.next_key_seed(key_seed)? else {
-                break;
-            };
-            let seed = NodeSeed {
-                shape: child,
-                path: child_path(&path, &key),
-                col,
-            };
-            let value = map.next_value_seed(seed)?;
-            entries.push((key, value));
-        }
-        Ok(Node::Map(entries))
     }
 }
 
-/// Reads a mapping key as text and decides the shape of its value. Unknown and
-/// duplicate keys are recorded here, inside the visitor, so that the error raised to
-/// locate one carries the key's own line and column.
-struct KeySeed<'a, 'c> {
-    parent: Shape,
-    path: &'a str,
-    seen: &'a Entries,
-    col: &'c RefCell<Collector>,
-}
+struct KeyVisitor<'a>(&'a RefCell<Option<String>>);
 
-impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
-    type Value = (String, Shape);
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(String, Shape), D::Error> {
-        d.deserialize_string(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_, '_> {
-    type Value = (String, Shape);
+impl<'de> Visitor<'de> for KeyVisitor<'_> {
+    type Value = std::convert::Infallible;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a key")
     }
 
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<(String, Shape), E> {
-        let (child, issue) = match self.parent {
-            Shape::Struct(known) => match known.iter().find(|(k, _)| *k == key) {
-                Some((_, shape)) => (*shape, None),
-                None => (Shape::Any, Some(IssueKind::Unknown { known })),
-            },
-            Shape::Dict(value) => (*value, None),
-            _ => (Shape::Any, None),
-        };
-        let issue = if self.seen.iter().any(|(k, _)| k == key) {
-            Some(IssueKind::Duplicate)
-        } else {
-            issue
-        };
-        if let Some(kind) = issue {
-            let mut col = self.col.borrow_mut();
-            let index = col.issues.len();
-            col.issues.push(KeyIssue {
-                path: child_path(self.path, key),
-                key: key.to_string(),
-                kind,
-                line: None,
-            });
-            if col.stop_at == Some(index) {
-                return Err(E::custom(STOP_MARKER));
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        *self.0.borrow_mut() = Some(v.to_string());
+        Err(E::custom(LOCATING_KEY))
+    }
+}
+
+/// The line in serde_norway's "… at line 9 column 3"; it leaves the position out at the
+/// very start of the document (line 1, column 1).
+fn line_of(message: &str) -> Option<usize> {
+    match message.rsplit_once(" at line ") {
+        Some((_, rest)) => rest.split(' ').next()?.parse().ok(),
+        None if message.ends_with(LOCATING_KEY) => Some(1),
+        None => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The keys: each declared once, with the form of its value
+// ---------------------------------------------------------------------------------------
+
+/// Declares a section: a struct with one field per key, and how it is read from a
+/// mapping (unknown keys reported with a did-you-mean among `KEYS`). `ENV_KEYS` is how
+/// the environment reaches each key.
+macro_rules! section {
+    ($(#[$doc:meta])* $name:ident { $($key:ident: $ty:ty,)* }) => {
+        $(#[$doc])*
+        struct $name {
+            $($key: $ty,)*
+        }
+
+        impl $name {
+            const KEYS: &'static [&'static str] = &[$(stringify!($key)),*];
+            #[allow(dead_code)]
+            const ENV_KEYS: &'static [(&'static str, Env)] =
+                &[$((stringify!($key), <$ty as Read>::ENV)),*];
+
+            fn from_map(map: &Mapping, path: &str, conv: &mut Conv) -> Self {
+                conv.unknown_keys(map, path, Self::KEYS);
+                $name {
+                    $($key: <$ty as Read>::read(
+                        map.get(stringify!($key)),
+                        &child_path(path, stringify!($key)),
+                        conv,
+                    ),)*
+                }
             }
         }
-        Ok((key.to_string(), child))
-    }
-}
 
-/// The known key closest to a typo, when it is close enough to be a typo.
-fn suggest(key: &str, known: &[(&'static str, Shape)]) -> Option<&'static str> {
-    let key = key.to_ascii_lowercase();
-    known
-        .iter()
-        .map(|(k, _)| (edit_distance(&key, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
+        impl Read for $name {
+            const ENV: Env = Env::PerKey($name::KEYS);
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            fn read(value: Option<&Value>, path: &str, conv: &mut Conv) -> Self {
+                let empty = Mapping::new();
+                let map = match value {
+                    None | Some(Value::Null) => &empty,
+                    Some(Value::Mapping(map)) => map,
+                    Some(other) => {
+                        conv.wrong_type(path, "a mapping of keys", other, false);
+                        &empty
+                    }
+                };
+                Self::from_map(map, path, conv)
+            }
         }
-        prev = cur;
+    };
+}
+
+section!(
+    /// config.yaml.
+    RootRaw {
+        database: DatabaseRaw,
+        tasks: TaskList,
+        log: LogRaw,
+        server: ServerRaw,
+        dispatcher: DispatcherRaw,
+        monitor: MonitorRaw,
+        callback_host: Field<String>,
+        data_dir: Field<String>,
+        start_from: StartFromRaw,
     }
-    prev[b.len()]
+);
+
+section!(
+    /// tasks.yaml.
+    TasksFileRaw { tasks: TaskList, }
+);
+
+section!(DatabaseRaw {
+    host: Field<String>,
+    port: Field<Int>,
+    user: Field<String>,
+    password: Field<Secret>,
+    database: Field<String>,
+    server_id: Field<Int>,
+    charset: Field<String>,
+    connect_timeout: Field<GoDuration>,
+    read_timeout: Field<GoDuration>,
+});
+
+section!(LogRaw {
+    level: Field<log::LevelFilter>,
+    format: Field<LogFormat>,
+    // The Go tool's log file rotation: type-checked, then ignored with a warning.
+    directory: Field<String>,
+    max_size: Field<Int>,
+    max_backups: Field<Int>,
+    max_age: Field<Int>,
+});
+
+section!(ServerRaw {
+    enabled: Field<bool>,
+    bind: Field<IpAddr>,
+    port: Field<Int>,
+    path: Field<String>,
+});
+
+section!(DispatcherRaw {
+    shutdown_timeout: Field<GoDuration>,
+    worker_count: Field<Int>,
+    queue_size: Field<Int>,
+    timeout: Field<GoDuration>,
+    max_retries: Field<Int>,
+    retry_base_delay: Field<GoDuration>,
+    retry_max_delay: Field<GoDuration>,
+    max_connections: Field<Int>,
+    max_idle_conns: Field<Int>,
+    idle_conn_timeout: Field<GoDuration>,
+    batch_size: Field<Int>,
+    batch_timeout: Field<GoDuration>,
+    secret: Field<SecretKey>,
+});
+
+section!(MonitorRaw {
+    event_queue_size: Field<Int>,
+    event_queue_timeout: Field<GoDuration>,
+    batch_size: Field<Int>,
+    batch_timeout: Field<GoDuration>,
+    flush_interval: Field<GoDuration>,
+    heartbeat_period: Field<GoDuration>,
+});
+
+section!(TaskRaw {
+    task_id: Field<String>,
+    name: Field<String>,
+    table_name: Field<String>,
+    events: Field<Vec<Value>>,
+    callback_url: Field<String>,
+    headers: Field<Headers>,
+    secret: Field<SecretKey>,
+});
+
+section!(
+    /// `start_from: {file: …, pos: …}`.
+    PositionRaw {
+        file: Field<String>,
+        pos: Field<Int>,
+    }
+);
+
+/// How the environment reaches a key of config.yaml.
+#[derive(Clone, Copy)]
+enum Env {
+    /// One variable for the whole value: `PIKACHU_<KEY>` at the top level.
+    Whole,
+    /// A section: one variable per key, `PIKACHU_<SECTION>_<KEY>`.
+    PerKey(&'static [&'static str]),
+    /// Not from the environment (the task list).
+    Never,
+}
+
+/// A key's value read from the tree at `path` (`None`: the key is absent).
+trait Read: Sized {
+    const ENV: Env = Env::Whole;
+    fn read(value: Option<&Value>, path: &str, conv: &mut Conv) -> Self;
+}
+
+/// A scalar key (or a list or mapping taken whole): its path, and what was found there.
+struct Field<T> {
+    key: String,
+    /// `None` when absent or null (the Go tool treats both as unset).
+    value: Option<Result<T, Problem>>,
+}
+
+impl<T> Field<T> {
+    fn given(&self) -> bool {
+        self.value.is_some()
+    }
+}
+
+/// The form of a scalar key: how its text (or list, or mapping) becomes a value.
+trait Leaf: Sized {
+    fn parse(value: &Value) -> Result<Self, Problem>;
+}
+
+impl<T: Leaf> Read for Field<T> {
+    fn read(value: Option<&Value>, path: &str, _: &mut Conv) -> Self {
+        Field {
+            key: path.to_string(),
+            value: value.filter(|v| !v.is_null()).map(T::parse),
+        }
+    }
+}
+
+/// The value as text; anything else is a type error that shows `found` unless `secret`.
+fn text<'v>(value: &'v Value, expected: &'static str, secret: bool) -> Result<&'v str, Problem> {
+    match value {
+        Value::String(s) => Ok(s),
+        other => Err(Problem::WrongType {
+            expected,
+            found: describe(other, secret),
+        }),
+    }
+}
+
+/// How a value is shown in "found …": numbers as written, other text quoted, secrets not.
+fn describe(value: &Value, secret: bool) -> String {
+    match value {
+        Value::Null => "nothing".into(),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        _ if secret => "a value".into(),
+        Value::String(s) if parse_int(s).is_ok() || s.trim().parse::<f64>().is_ok() => s.clone(),
+        Value::String(s) => format!("{s:?}"),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Tagged(_) => "a tagged value".into(),
+    }
+}
+
+impl Leaf for String {
+    fn parse(value: &Value) -> Result<String, Problem> {
+        text(value, "a string", false).map(str::to_string)
+    }
+}
+
+impl Leaf for Secret {
+    fn parse(value: &Value) -> Result<Secret, Problem> {
+        text(value, "a string", true).map(|s| Secret(s.to_string()))
+    }
+}
+
+/// An integer as Go's yaml.v3 reads one (`1_000`, `0x10`; a leading 0 is refused).
+#[derive(Clone, Copy)]
+struct Int(i128);
+
+impl Leaf for Int {
+    fn parse(value: &Value) -> Result<Int, Problem> {
+        let written = text(value, "a whole number", false)?;
+        match parse_int(written) {
+            Ok(i) => Ok(Int(i)),
+            Err(IntError::NotANumber) => Err(Problem::WrongType {
+                expected: "a whole number",
+                found: describe(value, false),
+            }),
+            Err(IntError::LeadingZero(digits)) => Err(Problem::Invalid(format!(
+                "{written:?} starts with 0, which the Go tool reads as an octal number; write \
+                 {digits} (or 0o{digits} if you mean octal)"
+            ))),
+        }
+    }
+}
+
+/// The spellings Go's yaml.v3 accepts for a boolean field (YAML 1.1 style).
+impl Leaf for bool {
+    fn parse(value: &Value) -> Result<bool, Problem> {
+        let written = text(value, "true or false", false)?;
+        match written.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "y" | "on" | "1" => Ok(true),
+            "false" | "no" | "n" | "off" | "0" => Ok(false),
+            _ => Err(Problem::WrongType {
+                expected: "true or false",
+                found: describe(value, false),
+            }),
+        }
+    }
+}
+
+/// A non-negative Go duration. A bare integer is nanoseconds, as Go's yaml.v3 reads an
+/// integer into a `time.Duration`; `bare` says it was one, for a warning.
+#[derive(Clone, Copy)]
+struct GoDuration {
+    value: Duration,
+    bare: bool,
+}
+
+impl Leaf for GoDuration {
+    fn parse(value: &Value) -> Result<GoDuration, Problem> {
+        let written = text(value, "a duration such as 30s", false)?;
+        let (nanos, bare) = match parse_int(written) {
+            Ok(i) => (Some(i), true),
+            Err(_) => (parse_go_duration(written.trim()), false),
+        };
+        let nanos = nanos.ok_or_else(|| Problem::BadDuration(describe(value, false)))?;
+        match u64::try_from(nanos) {
+            Ok(nanos) => Ok(GoDuration {
+                value: Duration::from_nanos(nanos),
+                bare,
+            }),
+            Err(_) if nanos < 0 => Err(Problem::Invalid(format!(
+                "{} is negative; durations must not be",
+                describe(value, false)
+            ))),
+            Err(_) => Err(Problem::Invalid(format!(
+                "{} is too long",
+                describe(value, false)
+            ))),
+        }
+    }
+}
+
+impl Leaf for IpAddr {
+    fn parse(value: &Value) -> Result<IpAddr, Problem> {
+        let written = text(value, "an IP address", false)?;
+        written.trim().parse().map_err(|_| {
+            Problem::Invalid(format!(
+                "{written:?} is not an IP address (0.0.0.0 for every interface, 127.0.0.1 for \
+                 this machine only)"
+            ))
+        })
+    }
+}
+
+impl Leaf for log::LevelFilter {
+    fn parse(value: &Value) -> Result<Self, Problem> {
+        let written = text(value, "a log level", false)?;
+        Ok(match written.trim().to_ascii_lowercase().as_str() {
+            "" | "info" => log::LevelFilter::Info,
+            "trace" => log::LevelFilter::Trace,
+            "debug" => log::LevelFilter::Debug,
+            "warn" | "warning" => log::LevelFilter::Warn,
+            // The Go tool's fatal and panic levels log errors only.
+            "error" | "fatal" | "panic" => log::LevelFilter::Error,
+            other => {
+                return Err(Problem::Invalid(format!(
+                    "unknown level {other:?} (expected debug, info, warn, error, fatal, panic)"
+                )))
+            }
+        })
+    }
+}
+
+impl Leaf for LogFormat {
+    fn parse(value: &Value) -> Result<Self, Problem> {
+        let written = text(value, "text or json", false)?;
+        match written.trim().to_ascii_lowercase().as_str() {
+            "" | "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(Problem::Invalid(format!(
+                "unknown format {other:?} (expected text or json)"
+            ))),
+        }
+    }
+}
+
+/// A signing secret: `None` when empty (not signed).
+#[derive(Clone)]
+struct SecretKey(Option<SigningKey>);
+
+impl Leaf for SecretKey {
+    fn parse(value: &Value) -> Result<SecretKey, Problem> {
+        let written = text(value, "a string", true)?;
+        if written.is_empty() {
+            return Ok(SecretKey(None));
+        }
+        if !written.trim().starts_with("whsec_") {
+            return Err(Problem::BadSecret(
+                "not a Standard Webhooks secret: it must start with `whsec_` followed by the \
+                 base64 of the key (e.g. `whsec_` + the output of `openssl rand -base64 32`)"
+                    .into(),
+            ));
+        }
+        SigningKey::parse(written)
+            .map(|key| SecretKey(Some(key)))
+            .map_err(|e| Problem::BadSecret(e.to_string()))
+    }
+}
+
+/// A list taken whole (task `events`), checked item by item by the validation.
+impl Leaf for Vec<Value> {
+    fn parse(value: &Value) -> Result<Self, Problem> {
+        match value {
+            Value::Sequence(items) => Ok(items.clone()),
+            other => Err(Problem::WrongType {
+                expected: "a list such as [insert, update, delete]",
+                found: describe(other, false),
+            }),
+        }
+    }
+}
+
+/// Task `headers`: free-form names, checked one by one by the validation.
+#[derive(Clone)]
+struct Headers(Vec<(String, Value)>);
+
+impl Leaf for Headers {
+    fn parse(value: &Value) -> Result<Headers, Problem> {
+        match value {
+            Value::Mapping(map) => Ok(Headers(
+                map.iter()
+                    .map(|(k, v)| (k.as_str().unwrap_or_default().to_string(), v.clone()))
+                    .collect(),
+            )),
+            other => Err(Problem::WrongType {
+                expected: "a mapping of header names to values",
+                found: describe(other, false),
+            }),
+        }
+    }
+}
+
+/// `start_from`: `latest`, `earliest`, `file:pos` (handy in the environment) or a mapping.
+enum StartFromRaw {
+    Absent,
+    Text(String),
+    Position(PositionRaw),
+    Bad,
+}
+
+impl Read for StartFromRaw {
+    fn read(value: Option<&Value>, path: &str, conv: &mut Conv) -> Self {
+        match value {
+            None | Some(Value::Null) => StartFromRaw::Absent,
+            Some(Value::String(s)) => StartFromRaw::Text(s.clone()),
+            Some(Value::Mapping(map)) => {
+                StartFromRaw::Position(PositionRaw::from_map(map, path, conv))
+            }
+            Some(other) => {
+                conv.wrong_type(path, "latest, earliest or {file: …, pos: …}", other, false);
+                StartFromRaw::Bad
+            }
+        }
+    }
+}
+
+/// The `tasks:` list; items that are not mappings are reported and left out.
+enum TaskList {
+    Absent,
+    Bad,
+    Items(Vec<(usize, TaskRaw)>),
+}
+
+impl Read for TaskList {
+    const ENV: Env = Env::Never;
+
+    fn read(value: Option<&Value>, path: &str, conv: &mut Conv) -> Self {
+        match value {
+            None | Some(Value::Null) => TaskList::Absent,
+            Some(Value::Sequence(items)) => {
+                let mut tasks = Vec::new();
+                for (index, item) in items.iter().enumerate() {
+                    let item_path = format!("{path}[{index}]");
+                    match item {
+                        Value::Mapping(map) => {
+                            tasks.push((index, TaskRaw::from_map(map, &item_path, conv)))
+                        }
+                        other => conv.wrong_type(
+                            &item_path,
+                            "a task (task_id:, table_name:, events:, callback_url:)",
+                            other,
+                            false,
+                        ),
+                    }
+                }
+                TaskList::Items(tasks)
+            }
+            Some(other) => {
+                conv.wrong_type(path, "a list of tasks (- task_id: …)", other, false);
+                TaskList::Bad
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // Environment overrides
 // ---------------------------------------------------------------------------------------
 
-/// (variable, section or "" for top level, key) for every overridable key.
+/// (variable, section or "" for top level, key) for every overridable key, from the
+/// declaration of `RootRaw`.
 fn env_overridable() -> Vec<(String, &'static str, &'static str)> {
     let mut out = Vec::new();
-    for (section, keys) in SECTIONS {
-        for (key, _) in keys.iter() {
-            let var = format!(
-                "{ENV_PREFIX}{}_{}",
-                section.to_uppercase(),
-                key.to_uppercase()
-            );
-            out.push((var, *section, *key));
+    for (name, env) in RootRaw::ENV_KEYS {
+        match env {
+            Env::Whole => out.push((format!("{ENV_PREFIX}{}", name.to_uppercase()), "", *name)),
+            Env::PerKey(keys) => {
+                for key in keys.iter() {
+                    let var = format!("{ENV_PREFIX}{}_{}", name.to_uppercase(), key.to_uppercase());
+                    out.push((var, *name, *key));
+                }
+            }
+            Env::Never => {}
         }
-    }
-    for key in TOP_LEVEL_ENV {
-        out.push((format!("{ENV_PREFIX}{}", key.to_uppercase()), "", *key));
     }
     out
 }
 
-/// Writes each set variable into the tree as a string, which the conversion then parses
-/// like the YAML value it replaces. Returns key path → variable, so that a bad value is
-/// reported against the variable rather than the file.
-fn apply_env(root: &mut Node, env: &dyn Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
+/// Writes each set variable into the tree as text, which is then read like the YAML it
+/// replaces. Returns key path → variable, so that a bad value is reported against the
+/// variable rather than the file.
+fn apply_env(root: &mut Value, env: &dyn Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
     let mut applied = BTreeMap::new();
-    if *root == Node::Null {
-        *root = Node::Map(Vec::new());
+    if root.is_null() {
+        *root = Value::Mapping(Mapping::new());
     }
-    // A root of the wrong type is reported by the conversion; nothing to override.
-    let Node::Map(top) = root else { return applied };
     for (var, section, key) in env_overridable() {
         let Some(value) = env(&var) else { continue };
-        let target: &mut Vec<(String, Node)> = if section.is_empty() {
-            &mut *top
+        // A root of the wrong type is reported as such; nothing to override.
+        let Value::Mapping(top) = &mut *root else {
+            break;
+        };
+        let target = if section.is_empty() {
+            top
         } else {
-            let index = match top.iter().position(|(k, _)| k == section) {
-                Some(index) => index,
-                None => {
-                    top.push((section.to_string(), Node::Map(Vec::new())));
-                    top.len() - 1
-                }
-            };
-            let node = &mut top[index].1;
-            if *node == Node::Null {
-                *node = Node::Map(Vec::new());
+            let node = top
+                .entry(Value::String(section.to_string()))
+                .or_insert(Value::Null);
+            if node.is_null() {
+                *node = Value::Mapping(Mapping::new());
             }
             // A section of the wrong type is reported as such; the override has no place.
             match node {
-                Node::Map(entries) => entries,
+                Value::Mapping(map) => map,
                 _ => continue,
             }
         };
-        match target.iter_mut().find(|(k, _)| k == key) {
-            Some((_, node)) => *node = Node::Str(value),
-            None => target.push((key.to_string(), Node::Str(value))),
-        }
+        target.insert(Value::String(key.to_string()), Value::String(value));
         applied.insert(child_path(section, key), var);
     }
     applied
 }
 
 // ---------------------------------------------------------------------------------------
-// Conversion and validation
+// Validation: raw structs → Config
 // ---------------------------------------------------------------------------------------
-
-/// One section of the tree being converted.
-struct Sec<'n> {
-    prefix: String,
-    map: Option<&'n Entries>,
-}
-
-impl<'n> Sec<'n> {
-    fn node(&self, key: &str) -> Option<&'n Node> {
-        lookup(self.map, key)
-    }
-
-    fn path(&self, key: &str) -> String {
-        child_path(&self.prefix, key)
-    }
-
-    fn has(&self, key: &str) -> bool {
-        self.node(key).is_some()
-    }
-}
-
-/// Passwords, secrets and header values are never echoed back, even in a type error.
-fn is_secret_path(path: &str) -> bool {
-    path.ends_with("password") || path.ends_with("secret") || path.contains(".headers.")
-}
-
-fn describe(node: &Node, secret: bool) -> String {
-    match node {
-        Node::Null => "nothing".into(),
-        Node::Bool(b) if !secret => b.to_string(),
-        Node::Int(i) if !secret => i.to_string(),
-        Node::Float(f) if !secret => format!("{f:?}"),
-        Node::Str(s) if !secret => format!("{s:?}"),
-        Node::Bool(_) | Node::Int(_) | Node::Float(_) | Node::Str(_) => "a value".into(),
-        Node::Seq(_) => "a list".into(),
-        Node::Map(_) => "a mapping".into(),
-    }
-}
 
 /// What `callback_host` turned out to be; relative callback URLs depend on it.
 #[derive(Clone, Debug)]
@@ -1313,213 +1411,142 @@ enum HostState {
     Invalid,
 }
 
+/// One file's reading and validation: collects every problem and warning.
 struct Conv<'a> {
     file: &'a Path,
-    env_paths: BTreeMap<String, String>,
+    lines: &'a HashMap<String, usize>,
+    env_paths: &'a BTreeMap<String, String>,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
-    host_state: HostState,
 }
 
 impl<'a> Conv<'a> {
-    fn new(file: &'a Path, env_paths: BTreeMap<String, String>) -> Self {
+    fn new(
+        file: &'a Path,
+        lines: &'a HashMap<String, usize>,
+        env_paths: &'a BTreeMap<String, String>,
+    ) -> Self {
         Conv {
             file,
+            lines,
             env_paths,
             errors: Vec::new(),
             warnings: Vec::new(),
-            host_state: HostState::Unset,
         }
     }
 
-    fn origin(&self, path: &str) -> Origin {
-        match self.env_paths.get(path) {
+    fn origin(&self, key: &str) -> Origin {
+        match self.env_paths.get(key) {
             Some(var) => Origin::Env(var.clone()),
             None => Origin::File(self.file.to_path_buf()),
         }
     }
 
-    fn wrong_type(&mut self, path: &str, expected: &'static str, node: &Node) {
-        let found = describe(node, is_secret_path(path));
-        let origin = self.origin(path);
-        self.errors.push(ConfigError::WrongType {
+    fn problem(&mut self, key: &str, problem: Problem) {
+        let origin = self.origin(key);
+        self.errors.push(ConfigError::Value {
             origin,
-            key: path.to_string(),
-            expected,
-            found,
+            key: key.to_string(),
+            problem,
         });
     }
 
-    fn bad_value(&mut self, path: &str, reason: String) {
-        let origin = self.origin(path);
-        self.errors.push(ConfigError::BadValue {
-            origin,
-            key: path.to_string(),
-            reason,
-        });
+    fn invalid(&mut self, key: &str, reason: String) {
+        self.problem(key, Problem::Invalid(reason));
     }
 
-    fn missing(&mut self, path: &str, hint: &'static str) {
-        let origin = self.origin(path);
-        self.errors.push(ConfigError::Missing {
-            origin,
-            key: path.to_string(),
-            hint,
-        });
+    fn wrong_type(&mut self, key: &str, expected: &'static str, found: &Value, secret: bool) {
+        let found = describe(found, secret);
+        self.problem(key, Problem::WrongType { expected, found });
     }
 
-    fn warn_ignored(&mut self, sec: &Sec, key: &str, why: &str) {
-        if sec.has(key) {
-            let path = sec.path(key);
-            let origin = self.origin(&path);
-            self.warnings.push(format!(
-                "{origin}: {path}: accepted for compatibility with the Go tool and ignored: {why}"
-            ));
-        }
+    fn warn(&mut self, key: &str, what: String) {
+        let origin = self.origin(key);
+        self.warnings.push(format!("{origin}: {key}: {what}"));
     }
 
-    fn section<'n>(&mut self, root: &Sec<'n>, key: &str) -> Sec<'n> {
-        let path = root.path(key);
-        let map = match root.node(key) {
-            None => None,
-            Some(Node::Map(entries)) => Some(entries.as_slice()),
-            Some(other) => {
-                self.wrong_type(&path, "a mapping of keys", other);
-                None
+    fn unknown_keys(&mut self, map: &Mapping, path: &str, known: &[&'static str]) {
+        for key in map.keys().filter_map(Value::as_str) {
+            if known.contains(&key) {
+                continue;
             }
-        };
-        Sec { prefix: path, map }
-    }
-
-    // --- scalars -----------------------------------------------------------------------
-
-    fn node_text(&mut self, path: &str, node: Option<&Node>) -> Option<String> {
-        match node? {
-            Node::Str(s) => Some(s.clone()),
-            // Only reachable for keys read as values; a number or boolean has one spelling.
-            Node::Int(i) => Some(i.to_string()),
-            Node::Bool(b) => Some(b.to_string()),
-            other => {
-                self.wrong_type(path, "a string", other);
-                None
-            }
-        }
-    }
-
-    fn text(&mut self, sec: &Sec, key: &str) -> Option<String> {
-        self.node_text(&sec.path(key), sec.node(key))
-    }
-
-    fn node_int(&mut self, path: &str, node: Option<&Node>) -> Option<i128> {
-        let node = node?;
-        let parsed = match node {
-            Node::Int(i) => Ok(*i),
-            Node::Str(s) => parse_int(s),
-            _ => Err(IntError::NotANumber),
-        };
-        match parsed {
-            Ok(i) => Some(i),
-            Err(IntError::NotANumber) => {
-                self.wrong_type(path, "a whole number", node);
-                None
-            }
-            Err(IntError::LeadingZero(digits)) => {
-                self.bad_value(
-                    path,
-                    format!(
-                        "{:?} starts with 0, which the Go tool reads as an octal number; write \
-                         {digits} (or 0o{digits} if you mean octal)",
-                        describe(node, false).trim_matches('"')
-                    ),
-                );
-                None
-            }
-        }
-    }
-
-    fn int(&mut self, sec: &Sec, key: &str) -> Option<i128> {
-        self.node_int(&sec.path(key), sec.node(key))
-    }
-
-    fn flag(&mut self, sec: &Sec, key: &str) -> Option<bool> {
-        let path = sec.path(key);
-        let node = sec.node(key)?;
-        let parsed = match node {
-            Node::Bool(b) => Some(*b),
-            Node::Int(0) => Some(false),
-            Node::Int(1) => Some(true),
-            // The spellings Go's yaml.v3 accepts for a boolean field (YAML 1.1 style).
-            Node::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "yes" | "y" | "on" | "1" => Some(true),
-                "false" | "no" | "n" | "off" | "0" => Some(false),
-                _ => None,
-            },
-            _ => None,
-        };
-        if parsed.is_none() {
-            self.wrong_type(&path, "true or false", node);
-        }
-        parsed
-    }
-
-    /// A non-negative duration. A bare integer is nanoseconds, as Go's yaml.v3 reads an
-    /// integer into a `time.Duration`; the same holds for an environment value of digits.
-    fn duration(&mut self, sec: &Sec, key: &str) -> Option<Duration> {
-        let path = sec.path(key);
-        let node = sec.node(key)?;
-        let (nanos, bare) = match node {
-            Node::Int(i) => (Some(*i), true),
-            Node::Str(s) => match parse_int(s) {
-                Ok(i) => (Some(i), true),
-                Err(_) => (parse_go_duration(s.trim()), false),
-            },
-            Node::Float(_) => (None, false),
-            other => {
-                self.wrong_type(&path, "a duration such as 30s", other);
-                return None;
-            }
-        };
-        let Some(nanos) = nanos else {
-            let origin = self.origin(&path);
-            let value = describe(node, false);
-            self.errors.push(ConfigError::BadDuration {
-                origin,
-                key: path,
-                value,
+            let full = child_path(path, key);
+            self.errors.push(ConfigError::UnknownKey {
+                file: self.file.to_path_buf(),
+                line: self.lines.get(&full).copied(),
+                key: full,
+                suggestion: suggest(key, known).map(|k| child_path(path, k)),
             });
-            return None;
-        };
-        let Ok(nanos) = u64::try_from(nanos) else {
-            let reason = if nanos < 0 {
-                format!(
-                    "{} is negative; durations must not be",
-                    describe(node, false)
-                )
-            } else {
-                format!("{} is too long", describe(node, false))
-            };
-            self.bad_value(&path, reason);
-            return None;
-        };
-        if bare && nanos > 0 && nanos < 1_000_000 {
-            let origin = self.origin(&path);
-            self.warnings.push(format!(
-                "{origin}: {path}: {nanos} is read as {nanos} nanoseconds (a number without \
-                 a unit is nanoseconds, as in the Go tool); write {nanos}s or {nanos}ms if \
-                 that is what you mean"
-            ));
         }
-        Some(Duration::from_nanos(nanos))
+    }
+
+    fn duplicates(&mut self, duplicates: &[(String, Option<usize>)]) {
+        for (key, line) in duplicates {
+            self.errors.push(ConfigError::DuplicateKey {
+                file: self.file.to_path_buf(),
+                key: key.clone(),
+                line: *line,
+            });
+        }
+    }
+
+    // --- values ------------------------------------------------------------------------
+
+    /// The value, or `None` when absent or bad (then the problem is recorded).
+    fn get<T: Clone>(&mut self, field: &Field<T>) -> Option<T> {
+        match &field.value {
+            None => None,
+            Some(Ok(value)) => Some(value.clone()),
+            Some(Err(problem)) => {
+                self.problem(&field.key, problem.clone());
+                None
+            }
+        }
+    }
+
+    /// Text that must be given and not blank.
+    fn required(&mut self, field: &Field<String>, hint: &'static str) -> String {
+        match self.get(field) {
+            Some(text) if !text.trim().is_empty() => text,
+            // A value of the wrong type: `get` has reported it.
+            _ if matches!(field.value, Some(Err(_))) => String::new(),
+            _ => {
+                self.problem(&field.key, Problem::Missing(hint));
+                String::new()
+            }
+        }
+    }
+
+    fn duration(&mut self, field: &Field<GoDuration>) -> Option<Duration> {
+        let GoDuration { value, bare } = self.get(field)?;
+        let nanos = value.as_nanos();
+        if bare && nanos > 0 && nanos < 1_000_000 {
+            self.warn(
+                &field.key,
+                format!(
+                    "{nanos} is read as {nanos} nanoseconds (a number without a unit is \
+                     nanoseconds, as in the Go tool); write {nanos}s or {nanos}ms if that is \
+                     what you mean"
+                ),
+            );
+        }
+        Some(value)
+    }
+
+    /// A duration where, as in the Go tool, 0 or leaving it out means the default.
+    fn wait(&mut self, field: &Field<GoDuration>, default: Duration) -> Duration {
+        self.duration(field)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(default)
     }
 
     /// A count where, as in the Go tool, 0 or leaving it out means the default.
-    fn count(&mut self, sec: &Sec, key: &str, default: usize) -> usize {
-        let path = sec.path(key);
-        match self.int(sec, key) {
+    fn count(&mut self, field: &Field<Int>, default: usize) -> usize {
+        match self.get(field).map(|Int(n)| n) {
             None | Some(0) => default,
             Some(n) if n < 0 => {
-                self.bad_value(
-                    &path,
+                self.invalid(
+                    &field.key,
                     format!(
                         "{n} is negative; use a positive number (0 or leaving it out means the \
                          default, {default})"
@@ -1527,103 +1554,67 @@ impl<'a> Conv<'a> {
                 );
                 default
             }
-            Some(n) => match usize::try_from(n) {
-                Ok(n) if n <= u32::MAX as usize => n,
-                _ => {
-                    self.bad_value(&path, format!("{n} is too large"));
+            Some(n) => match u32::try_from(n) {
+                Ok(n) => n as usize,
+                Err(_) => {
+                    self.invalid(&field.key, format!("{n} is too large"));
                     default
                 }
             },
         }
     }
 
-    /// A duration where, as in the Go tool, 0 or leaving it out means the default.
-    fn wait(&mut self, sec: &Sec, key: &str, default: Duration) -> Duration {
-        match self.duration(sec, key) {
+    /// A TCP port; `zero_is_default` as in the Go tool's `server.port`.
+    fn port(&mut self, field: &Field<Int>, default: u16, zero_is_default: bool) -> u16 {
+        match self.get(field).map(|Int(n)| n) {
             None => default,
-            Some(d) if d.is_zero() => default,
-            Some(d) => d,
-        }
-    }
-
-    fn port(&mut self, sec: &Sec, key: &str, default: u16) -> u16 {
-        let path = sec.path(key);
-        match self.int(sec, key) {
-            None => default,
+            Some(0) if zero_is_default => default,
             Some(p) => match u16::try_from(p) {
                 Ok(p) if p >= 1 => p,
                 _ => {
-                    self.bad_value(&path, format!("{p} is not a port; use 1 to 65535"));
+                    self.invalid(&field.key, format!("{p} is not a port; use 1 to 65535"));
                     default
                 }
             },
         }
     }
 
-    fn secret(&mut self, sec: &Sec, key: &str) -> Option<Secret> {
-        let path = sec.path(key);
-        let value = self.text(sec, key)?;
-        if value.is_empty() {
+    fn signing_key(&mut self, field: &Field<SecretKey>) -> Option<SigningKey> {
+        let SecretKey(key) = self.get(field)?;
+        if key.is_none() {
             // An empty value (often an unset variable in a template) means "not signed";
             // say so, because someone who wrote the key probably wanted signing.
-            let origin = self.origin(&path);
-            self.warnings.push(format!(
-                "{origin}: {path}: is empty, so requests are not signed with it"
-            ));
-            return None;
+            self.warn(
+                &field.key,
+                "is empty, so requests are not signed with it".into(),
+            );
         }
-        let reason = if !value.trim().starts_with("whsec_") {
-            Some(
-                "not a Standard Webhooks secret: it must start with `whsec_` followed by the \
-                 base64 of the key (e.g. `whsec_` + the output of `openssl rand -base64 32`)"
-                    .to_string(),
-            )
-        } else {
-            // The signer's own parser decides, so that what passes here can sign later.
-            crate::signature::SigningKey::parse(&value)
-                .err()
-                .map(|e| e.to_string())
-        };
-        match reason {
-            Some(reason) => {
-                let origin = self.origin(&path);
-                self.errors.push(ConfigError::BadSecret {
-                    origin,
-                    key: path,
-                    reason,
-                });
-                None
-            }
-            None => Some(Secret(value)),
+        key
+    }
+
+    fn warn_ignored<T>(&mut self, field: &Field<T>, why: &str) {
+        if field.given() {
+            self.warn(
+                &field.key,
+                format!("accepted for compatibility with the Go tool and ignored: {why}"),
+            );
         }
     }
 
     // --- sections ----------------------------------------------------------------------
 
-    fn config(&mut self, root: &Node) -> Config {
-        let map = match root {
-            Node::Map(entries) => Some(entries.as_slice()),
-            Node::Null => None,
-            other => {
-                self.wrong_type("", ROOT_EXPECTED, other);
-                None
-            }
-        };
-        let top = Sec {
-            prefix: String::new(),
-            map,
-        };
-        let database = self.database(&top);
-        let log = self.log(&top);
-        let server = self.server(&top);
-        let dispatcher = self.dispatcher(&top);
-        let monitor = self.monitor(&top);
-        let callback_host = self.callback_host(&top);
-        let data_dir = match self.text(&top, "data_dir") {
+    fn config(&mut self, raw: &RootRaw) -> (Config, HostState) {
+        let database = self.database(&raw.database);
+        let log = self.log(&raw.log);
+        let server = self.server(&raw.server);
+        let dispatcher = self.dispatcher(&raw.dispatcher);
+        let monitor = self.monitor(&raw.monitor);
+        let host = self.callback_host(&raw.callback_host);
+        let data_dir = match self.get(&raw.data_dir) {
             None => PathBuf::from("data"),
             Some(dir) if dir.trim().is_empty() => {
-                self.bad_value(
-                    "data_dir",
+                self.invalid(
+                    &raw.data_dir.key,
                     "is empty; name a directory (default: data, relative to the working \
                      directory)"
                         .into(),
@@ -1632,8 +1623,12 @@ impl<'a> Conv<'a> {
             }
             Some(dir) => PathBuf::from(dir),
         };
-        let start_from = self.start_from(&top);
-        Config {
+        let start_from = self.start_from(&raw.start_from);
+        let callback_host = match &host {
+            HostState::Valid(host) => Some(host.clone()),
+            _ => None,
+        };
+        let config = Config {
             database,
             log,
             server,
@@ -1644,70 +1639,54 @@ impl<'a> Conv<'a> {
             start_from,
             tasks: Vec::new(),
             warnings: Vec::new(),
-        }
+        };
+        (config, host)
     }
 
-    fn database(&mut self, top: &Sec) -> DatabaseConfig {
-        let s = self.section(top, "database");
-        let required = |conv: &mut Self, key: &str, hint: &'static str| -> String {
-            match conv.text(&s, key) {
-                Some(v) if !v.trim().is_empty() => v,
-                _ => {
-                    conv.missing(&s.path(key), hint);
-                    String::new()
-                }
-            }
-        };
-        let host = required(
-            self,
-            "host",
-            "the MySQL/MariaDB server to read the binlog from",
-        );
-        let user = required(
-            self,
-            "user",
+    fn database(&mut self, s: &DatabaseRaw) -> DatabaseConfig {
+        let host = self.required(&s.host, "the MySQL/MariaDB server to read the binlog from");
+        let user = self.required(
+            &s.user,
             "a user with REPLICATION SLAVE, REPLICATION CLIENT and SELECT",
         );
-        let database = required(
-            self,
-            "database",
-            "the database whose tables the tasks watch",
-        );
+        let database = self.required(&s.database, "the database whose tables the tasks watch");
         // Not in the Go tool, which requires the port; 3306 is what everyone would write.
-        let port = self.port(&s, "port", 3306);
-        let server_id = match self.int(&s, "server_id") {
+        let port = self.port(&s.port, 3306, false);
+        let server_id = match self.get(&s.server_id).map(|Int(n)| n) {
             None | Some(0) => {
-                self.missing(
-                    &s.path("server_id"),
-                    "a non-zero replica id, unique among the server's replicas",
-                );
+                if !matches!(s.server_id.value, Some(Err(_))) {
+                    self.problem(
+                        &s.server_id.key,
+                        Problem::Missing(
+                            "a non-zero replica id, unique among the server's replicas",
+                        ),
+                    );
+                }
                 0
             }
             Some(id) => u32::try_from(id).unwrap_or_else(|_| {
-                self.bad_value(
-                    &s.path("server_id"),
+                self.invalid(
+                    &s.server_id.key,
                     format!("{id} is not between 1 and 4294967295"),
                 );
                 0
             }),
         };
-        let password = Secret(self.text(&s, "password").unwrap_or_default());
-        let charset = match self.text(&s, "charset") {
+        let password = self.get(&s.password).unwrap_or_default();
+        let charset = match self.get(&s.charset) {
             None => "utf8mb4".to_string(),
             Some(c) if c.is_empty() => "utf8mb4".to_string(),
             Some(c) => {
                 // It ends up in `SET NAMES <charset>`: only a plain name may pass.
                 if !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-                    self.bad_value(
-                        &s.path("charset"),
+                    self.invalid(
+                        &s.charset.key,
                         format!("{c:?} is not a character set name (e.g. utf8mb4, latin1)"),
                     );
                 }
                 c
             }
         };
-        let connect_timeout = self.wait(&s, "connect_timeout", Duration::from_secs(10));
-        let read_timeout = self.wait(&s, "read_timeout", Duration::from_secs(30));
         DatabaseConfig {
             host,
             port,
@@ -1716,154 +1695,101 @@ impl<'a> Conv<'a> {
             database,
             server_id,
             charset,
-            connect_timeout,
-            read_timeout,
+            connect_timeout: self.wait(&s.connect_timeout, Duration::from_secs(10)),
+            read_timeout: self.wait(&s.read_timeout, Duration::from_secs(30)),
         }
     }
 
-    fn log(&mut self, top: &Sec) -> LogConfig {
-        let s = self.section(top, "log");
-        let level = match self
-            .text(&s, "level")
-            .map(|l| l.trim().to_ascii_lowercase())
-        {
-            None => log::LevelFilter::Info,
-            Some(l) => {
-                match l.as_str() {
-                    "" | "info" => log::LevelFilter::Info,
-                    "trace" => log::LevelFilter::Trace,
-                    "debug" => log::LevelFilter::Debug,
-                    "warn" | "warning" => log::LevelFilter::Warn,
-                    // The Go tool's fatal and panic levels log errors only.
-                    "error" | "fatal" | "panic" => log::LevelFilter::Error,
-                    _ => {
-                        self.bad_value(
-                        &s.path("level"),
-                        format!("unknown level {l:?} (expected debug, info, warn, error, fatal, panic)"),
-                    );
-                        log::LevelFilter::Info
-                    }
-                }
-            }
-        };
-        let format = match self
-            .text(&s, "format")
-            .map(|f| f.trim().to_ascii_lowercase())
-        {
-            None => LogFormat::Text,
-            Some(f) => match f.as_str() {
-                "" | "text" => LogFormat::Text,
-                "json" => LogFormat::Json,
-                _ => {
-                    self.bad_value(
-                        &s.path("format"),
-                        format!("unknown format {f:?} (expected text or json)"),
-                    );
-                    LogFormat::Text
-                }
-            },
-        };
-        // The Go tool's log file rotation: still type-checked, so a typo'd value is caught
-        // the same way, then ignored because pikachu logs to stderr.
-        let _ = self.text(&s, "directory");
-        for key in ["max_size", "max_backups", "max_age"] {
-            if let Some(n) = self.int(&s, key) {
+    fn log(&mut self, s: &LogRaw) -> LogConfig {
+        let level = self.get(&s.level).unwrap_or(log::LevelFilter::Info);
+        let format = self.get(&s.format).unwrap_or(LogFormat::Text);
+        self.get(&s.directory);
+        for field in [&s.max_size, &s.max_backups, &s.max_age] {
+            if let Some(Int(n)) = self.get(field) {
                 if n < 0 {
-                    self.bad_value(&s.path(key), format!("{n} is negative"));
+                    self.invalid(&field.key, format!("{n} is negative"));
                 }
             }
         }
-        for key in ["directory", "max_size", "max_backups", "max_age"] {
-            self.warn_ignored(
-                &s,
-                key,
-                "pikachu logs to stderr; rotate with the service manager",
-            );
+        const WHY: &str = "pikachu logs to stderr; rotate with the service manager";
+        self.warn_ignored(&s.directory, WHY);
+        for field in [&s.max_size, &s.max_backups, &s.max_age] {
+            self.warn_ignored(field, WHY);
         }
         LogConfig { level, format }
     }
 
-    fn server(&mut self, top: &Sec) -> ServerConfig {
-        let s = self.section(top, "server");
-        let enabled = self.flag(&s, "enabled").unwrap_or(false);
+    fn server(&mut self, s: &ServerRaw) -> ServerConfig {
+        let enabled = self.get(&s.enabled).unwrap_or(false);
+        let bind = self
+            .get(&s.bind)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // As in the Go tool, 0 means the default.
-        let port = match self.int(&s, "port") {
-            None | Some(0) => 8080,
-            Some(p) => match u16::try_from(p) {
-                Ok(p) => p,
-                Err(_) => {
-                    self.bad_value(
-                        &s.path("port"),
-                        format!("{p} is not a port; use 1 to 65535"),
-                    );
-                    8080
-                }
-            },
-        };
-        let path = match self.text(&s, "path") {
+        let port = self.port(&s.port, 8080, true);
+        let path = match self.get(&s.path) {
             None => "/health".to_string(),
             Some(p) if p.is_empty() => "/health".to_string(),
             Some(p) => {
-                if !p.starts_with('/') {
-                    self.bad_value(
-                        &s.path("path"),
-                        format!("{p:?} must start with / (e.g. /health)"),
-                    );
+                let reason = if !p.starts_with('/') {
+                    Some(format!("{p:?} must start with / (e.g. /health)"))
                 } else if p == "/metrics" {
-                    self.bad_value(
-                        &s.path("path"),
+                    Some(
                         "/metrics is where pikachu serves its metrics; choose another health \
                          path (default /health)"
                             .into(),
-                    );
+                    )
                 } else if p
                     .chars()
                     .any(|c| c.is_whitespace() || c.is_control() || "?#{}".contains(c))
                 {
-                    self.bad_value(
-                        &s.path("path"),
-                        format!("{p:?} must be a plain path without spaces, ?, #, {{ or }}"),
-                    );
+                    Some(format!(
+                        "{p:?} must be a plain path without spaces, ?, #, {{ or }}"
+                    ))
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    self.invalid(&s.path.key, reason);
                 }
                 p
             }
         };
         ServerConfig {
             enabled,
+            bind,
             port,
             path,
         }
     }
 
-    fn dispatcher(&mut self, top: &Sec) -> DispatcherConfig {
-        let s = self.section(top, "dispatcher");
-        let worker_count = self.count(&s, "worker_count", 20);
-        let queue_size = self.count(&s, "queue_size", 1000);
-        let timeout = self.wait(&s, "timeout", Duration::from_secs(30));
-        let max_retries = match self.int(&s, "max_retries") {
+    fn dispatcher(&mut self, s: &DispatcherRaw) -> DispatcherConfig {
+        let worker_count = self.count(&s.worker_count, 20);
+        let queue_size = self.count(&s.queue_size, 1000);
+        let timeout = self.wait(&s.timeout, Duration::from_secs(30));
+        let max_retries = match self.get(&s.max_retries).map(|Int(n)| n) {
             None => Some(3),
             Some(-1) => None,
             Some(n) => match u32::try_from(n) {
                 Ok(n) => Some(n),
                 Err(_) => {
-                    self.bad_value(
-                        &s.path("max_retries"),
+                    self.invalid(
+                        &s.max_retries.key,
                         format!("{n} is out of range; use 0 or more, or -1 to retry for ever"),
                     );
                     Some(3)
                 }
             },
         };
-        let retry_base_delay = self.wait(&s, "retry_base_delay", Duration::from_secs(5));
-        let retry_max_delay = self.wait(&s, "retry_max_delay", Duration::from_secs(60));
+        let retry_base_delay = self.wait(&s.retry_base_delay, Duration::from_secs(5));
+        let retry_max_delay = self.wait(&s.retry_max_delay, Duration::from_secs(60));
         if retry_base_delay > retry_max_delay {
-            let key = if s.has("retry_max_delay") {
-                "retry_max_delay"
+            let key = if s.retry_max_delay.given() {
+                &s.retry_max_delay.key
             } else {
-                "retry_base_delay"
+                &s.retry_base_delay.key
             };
-            self.bad_value(
-                &s.path(key),
+            self.invalid(
+                key,
                 format!(
                     "retry_base_delay ({}) is longer than retry_max_delay ({}); the delay starts \
                      at the first and doubles up to the second",
@@ -1872,27 +1798,22 @@ impl<'a> Conv<'a> {
                 ),
             );
         }
-        let max_connections = self.count(&s, "max_connections", 100);
-        let max_idle_conns = self.count(&s, "max_idle_conns", 20);
+        let max_connections = self.count(&s.max_connections, 100);
+        let max_idle_conns = self.count(&s.max_idle_conns, 20);
         if max_idle_conns > max_connections {
-            let key = if s.has("max_idle_conns") {
-                "max_idle_conns"
+            let key = if s.max_idle_conns.given() {
+                &s.max_idle_conns.key
             } else {
-                "max_connections"
+                &s.max_connections.key
             };
-            self.bad_value(
-                &s.path(key),
+            self.invalid(
+                key,
                 format!(
                     "max_idle_conns ({max_idle_conns}) is more than max_connections \
                      ({max_connections})"
                 ),
             );
         }
-        let idle_conn_timeout = self.wait(&s, "idle_conn_timeout", Duration::from_secs(90));
-        let batch_size = self.count(&s, "batch_size", 1);
-        let batch_timeout = self.wait(&s, "batch_timeout", Duration::from_millis(100));
-        let shutdown_timeout = self.wait(&s, "shutdown_timeout", Duration::from_secs(30));
-        let secret = self.secret(&s, "secret");
         DispatcherConfig {
             worker_count,
             queue_size,
@@ -1902,37 +1823,32 @@ impl<'a> Conv<'a> {
             retry_max_delay,
             max_connections,
             max_idle_conns,
-            idle_conn_timeout,
-            batch_size,
-            batch_timeout,
-            shutdown_timeout,
-            secret,
+            idle_conn_timeout: self.wait(&s.idle_conn_timeout, Duration::from_secs(90)),
+            batch_size: self.count(&s.batch_size, 1),
+            batch_timeout: self.wait(&s.batch_timeout, Duration::from_millis(100)),
+            shutdown_timeout: self.wait(&s.shutdown_timeout, Duration::from_secs(30)),
+            secret: self.signing_key(&s.secret),
         }
     }
 
-    fn monitor(&mut self, top: &Sec) -> MonitorConfig {
-        let s = self.section(top, "monitor");
-        let event_queue_size = self.count(&s, "event_queue_size", 10000);
-        let event_queue_timeout = self.wait(&s, "event_queue_timeout", Duration::from_secs(2));
-        let batch_size = self.count(&s, "batch_size", 1);
-        let batch_timeout = self.wait(&s, "batch_timeout", Duration::from_millis(50));
-        let flush_interval = self.wait(&s, "flush_interval", Duration::from_secs(1));
-        let heartbeat_period = self.wait(&s, "heartbeat_period", Duration::from_secs(1));
+    fn monitor(&mut self, s: &MonitorRaw) -> MonitorConfig {
+        let event_queue_size = self.count(&s.event_queue_size, 10000);
+        let event_queue_timeout = self.wait(&s.event_queue_timeout, Duration::from_secs(2));
+        let batch_size = self.count(&s.batch_size, 1);
+        let batch_timeout = self.wait(&s.batch_timeout, Duration::from_millis(50));
+        let flush_interval = self.wait(&s.flush_interval, Duration::from_secs(1));
+        let heartbeat_period = self.wait(&s.heartbeat_period, Duration::from_secs(1));
         if heartbeat_period < Duration::from_millis(1) {
-            self.bad_value(
-                &s.path("heartbeat_period"),
+            self.invalid(
+                &s.heartbeat_period.key,
                 "must be at least 1ms (the server counts heartbeats in milliseconds)".into(),
             );
         }
         // The binlog reader hands events over one by one; the Go tool had already made
         // these two no-ops.
-        for key in ["batch_size", "batch_timeout"] {
-            self.warn_ignored(
-                &s,
-                key,
-                "the binlog reader hands events to the dispatcher one by one",
-            );
-        }
+        const WHY: &str = "the binlog reader hands events to the dispatcher one by one";
+        self.warn_ignored(&s.batch_size, WHY);
+        self.warn_ignored(&s.batch_timeout, WHY);
         MonitorConfig {
             event_queue_size,
             event_queue_timeout,
@@ -1943,45 +1859,37 @@ impl<'a> Conv<'a> {
         }
     }
 
-    fn callback_host(&mut self, top: &Sec) -> Option<String> {
-        let host = self.text(top, "callback_host")?;
-        if host.is_empty() {
-            return None;
-        }
-        let reason = match check_absolute_url(&host) {
+    fn callback_host(&mut self, field: &Field<String>) -> HostState {
+        let Some(host) = self.get(field).filter(|h| !h.is_empty()) else {
+            return if matches!(field.value, Some(Err(_))) {
+                HostState::Invalid
+            } else {
+                HostState::Unset
+            };
+        };
+        let reason = match absolute_url(&host) {
             Err(reason) => Some(reason),
-            Ok(()) if host.contains('?') => Some(
+            Ok(_) if host.contains('?') => Some(
                 "it has a ?query; callback_host is only a scheme, host and optional path prefix"
                     .to_string(),
             ),
-            Ok(()) => None,
+            Ok(_) => None,
         };
         if let Some(reason) = reason {
-            let origin = self.origin("callback_host");
             let url = (!has_userinfo(&host)).then(|| host.clone());
-            self.errors.push(ConfigError::BadCallbackUrl {
-                origin,
-                key: "callback_host".into(),
-                url,
-                reason,
-            });
-            self.host_state = HostState::Invalid;
-            return None;
+            self.problem(&field.key, Problem::BadUrl { url, reason });
+            return HostState::Invalid;
         }
-        let host = host.trim_end_matches('/').to_string();
-        self.host_state = HostState::Valid(host.clone());
-        Some(host)
+        HostState::Valid(host.trim_end_matches('/').to_string())
     }
 
-    fn start_from(&mut self, top: &Sec) -> StartFrom {
-        const EXPECTED: &str =
-            "expected latest, earliest or {file: mysql-bin.000003, pos: 4} (file:pos in the environment)";
-        let path = "start_from";
-        let Some(node) = top.node(path) else {
-            return StartFrom::Latest;
-        };
-        match node {
-            Node::Str(s) => {
+    fn start_from(&mut self, raw: &StartFromRaw) -> StartFrom {
+        const EXPECTED: &str = "expected latest, earliest or {file: mysql-bin.000003, pos: 4} \
+                                (file:pos in the environment)";
+        const KEY: &str = "start_from";
+        match raw {
+            StartFromRaw::Absent | StartFromRaw::Bad => StartFrom::Latest,
+            StartFromRaw::Text(s) => {
                 let s = s.trim();
                 match s.to_ascii_lowercase().as_str() {
                     "" | "latest" => return StartFrom::Latest,
@@ -1990,71 +1898,63 @@ impl<'a> Conv<'a> {
                 }
                 match s.rsplit_once(':') {
                     Some((file, pos)) if !file.is_empty() => match pos.parse::<u64>() {
-                        Ok(pos) => self.position(path, file.to_string(), pos),
+                        Ok(pos) => self.position(KEY, file.to_string(), pos),
                         Err(_) => {
-                            self.bad_value(
-                                path,
+                            self.invalid(
+                                KEY,
                                 format!("{s:?}: {pos:?} is not a byte position; {EXPECTED}"),
                             );
                             StartFrom::Latest
                         }
                     },
                     _ => {
-                        self.bad_value(path, format!("{s:?} is not a start position; {EXPECTED}"));
+                        self.invalid(KEY, format!("{s:?} is not a start position; {EXPECTED}"));
                         StartFrom::Latest
                     }
                 }
             }
-            Node::Map(entries) => {
-                let s = Sec {
-                    prefix: path.to_string(),
-                    map: Some(entries),
-                };
-                let file = self.text(&s, "file").filter(|f| !f.trim().is_empty());
-                let pos = self.int(&s, "pos");
-                if file.is_none() {
-                    self.missing(
-                        &s.path("file"),
-                        "the binlog file to start in, e.g. mysql-bin.000003",
+            StartFromRaw::Position(p) => {
+                let file = self.get(&p.file).filter(|f| !f.trim().is_empty());
+                let pos = self.get(&p.pos);
+                if file.is_none() && !matches!(p.file.value, Some(Err(_))) {
+                    self.problem(
+                        &p.file.key,
+                        Problem::Missing("the binlog file to start in, e.g. mysql-bin.000003"),
                     );
                 }
-                if !s.has("pos") {
-                    self.missing(
-                        &s.path("pos"),
-                        "the byte position in that file; 4 is its first event",
+                if !p.pos.given() {
+                    self.problem(
+                        &p.pos.key,
+                        Problem::Missing("the byte position in that file; 4 is its first event"),
                     );
                 }
                 match (file, pos) {
-                    (Some(file), Some(pos)) => match u64::try_from(pos) {
-                        Ok(pos) => self.position(&s.path("pos"), file, pos),
+                    (Some(file), Some(Int(pos))) => match u64::try_from(pos) {
+                        Ok(pos) => self.position(&p.pos.key, file, pos),
                         Err(_) => {
-                            self.bad_value(&s.path("pos"), format!("{pos} is negative"));
+                            self.invalid(&p.pos.key, format!("{pos} is negative"));
                             StartFrom::Latest
                         }
                     },
                     _ => StartFrom::Latest,
                 }
             }
-            other => {
-                self.wrong_type(path, "latest, earliest or {file: …, pos: …}", other);
-                StartFrom::Latest
-            }
         }
     }
 
-    fn position(&mut self, path: &str, file: String, pos: u64) -> StartFrom {
+    fn position(&mut self, key: &str, file: String, pos: u64) -> StartFrom {
         if file
             .chars()
             .any(|c| c.is_whitespace() || c == '/' || c == '\\')
         {
-            self.bad_value(
-                path,
+            self.invalid(
+                key,
                 format!("{file:?} is not a binlog file name (e.g. mysql-bin.000003)"),
             );
         }
         if pos < 4 {
-            self.bad_value(
-                path,
+            self.invalid(
+                key,
                 format!("position {pos} is inside the file header; the first event is at 4"),
             );
         }
@@ -2065,18 +1965,15 @@ impl<'a> Conv<'a> {
 
     fn tasks(
         &mut self,
-        node: Option<&Node>,
+        list: &TaskList,
         database: &str,
         host: &HostState,
         empty_reason: impl FnOnce() -> String,
     ) -> Vec<Task> {
-        let items = match node {
-            None => Vec::new(),
-            Some(Node::Seq(items)) => items.iter().collect(),
-            Some(other) => {
-                self.wrong_type("tasks", "a list of tasks (- task_id: …)", other);
-                return Vec::new();
-            }
+        let items: &[(usize, TaskRaw)] = match list {
+            TaskList::Bad => return Vec::new(),
+            TaskList::Absent => &[],
+            TaskList::Items(items) => items,
         };
         if items.is_empty() {
             self.errors.push(ConfigError::NoTasks {
@@ -2087,93 +1984,66 @@ impl<'a> Conv<'a> {
         }
         let mut tasks = Vec::new();
         let mut first_index: BTreeMap<String, usize> = BTreeMap::new();
-        for (index, item) in items.into_iter().enumerate() {
-            let prefix = format!("tasks[{index}]");
-            let map = match item {
-                Node::Map(entries) => entries.as_slice(),
-                other => {
-                    self.wrong_type(
-                        &prefix,
-                        "a task (task_id:, table_name:, events:, callback_url:)",
-                        other,
-                    );
-                    continue;
-                }
+        for (index, raw) in items {
+            let Some(task) = self.task(raw, database, host) else {
+                continue;
             };
-            let sec = Sec {
-                prefix,
-                map: Some(map),
-            };
-            if let Some(task) = self.task(&sec, index, database, host) {
-                if let Some(first) = first_index.get(&task.task_id) {
-                    self.errors.push(ConfigError::DuplicateTaskId {
-                        file: self.file.to_path_buf(),
-                        index,
-                        task_id: task.task_id.clone(),
-                        first: *first,
-                    });
-                } else {
-                    first_index.insert(task.task_id.clone(), index);
-                }
-                tasks.push(task);
+            if let Some(first) = first_index.get(&task.task_id) {
+                self.errors.push(ConfigError::DuplicateTaskId {
+                    file: self.file.to_path_buf(),
+                    index: *index,
+                    task_id: task.task_id.clone(),
+                    first: *first,
+                });
+            } else {
+                first_index.insert(task.task_id.clone(), *index);
             }
+            tasks.push(task);
         }
         tasks
     }
 
-    /// `None` when the task is too broken to use; its problems are recorded.
-    fn task(&mut self, s: &Sec, index: usize, database: &str, host: &HostState) -> Option<Task> {
-        let task_id = match self.text(s, "task_id") {
-            Some(id) if !id.trim().is_empty() => {
-                if id.chars().any(char::is_control) {
-                    self.bad_value(
-                        &s.path("task_id"),
-                        format!("{id:?} contains control characters"),
-                    );
-                }
-                id
-            }
-            _ => {
-                self.missing(
-                    &s.path("task_id"),
-                    "a unique name for the task, sent as X-Pikachu-Task-Id",
-                );
-                String::new()
-            }
-        };
+    /// `None` when the task is too broken to use; its problems are recorded. A task with
+    /// problems is still returned when it has an id, so that a duplicate id is reported
+    /// too; the load fails on the recorded errors either way.
+    fn task(&mut self, s: &TaskRaw, database: &str, host: &HostState) -> Option<Task> {
+        let task_id = self.required(
+            &s.task_id,
+            "a unique name for the task, sent as X-Pikachu-Task-Id",
+        );
+        if task_id.chars().any(char::is_control) {
+            self.invalid(
+                &s.task_id.key,
+                format!("{task_id:?} contains control characters"),
+            );
+        }
         let name = self
-            .text(s, "name")
+            .get(&s.name)
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| task_id.clone());
-        let (database, table) = match self.text(s, "table_name") {
-            Some(t) if !t.trim().is_empty() => match t.split_once('.') {
-                // `db.table` watches a table of another database on the same server.
-                Some((db, table)) if !db.is_empty() && !table.is_empty() => {
-                    (db.to_string(), table.to_string())
-                }
-                Some(_) => {
-                    self.bad_value(
-                        &s.path("table_name"),
-                        format!("{t:?} is neither a table name nor database.table"),
-                    );
-                    (String::new(), String::new())
-                }
-                None => (database.to_string(), t),
-            },
-            _ => {
-                self.missing(
-                    &s.path("table_name"),
-                    "the table whose row changes this task delivers",
+        let table_name = self.required(
+            &s.table_name,
+            "the table whose row changes this task delivers",
+        );
+        let (database, table) = match table_name.split_once('.') {
+            _ if table_name.is_empty() => (String::new(), String::new()),
+            // `db.table` watches a table of another database on the same server.
+            Some((db, table)) if !db.is_empty() && !table.is_empty() => {
+                (db.to_string(), table.to_string())
+            }
+            Some(_) => {
+                self.invalid(
+                    &s.table_name.key,
+                    format!("{table_name:?} is neither a table name nor database.table"),
                 );
                 (String::new(), String::new())
             }
+            None => (database.to_string(), table_name),
         };
-        let events = self.events(s, index);
-        let callback_url = self.callback_url(s, host);
-        let headers = self.headers(s);
-        let secret = self.secret(s, "secret");
-        // A task with problems is still returned when it has an id, so that a duplicate
-        // id is reported too; the load fails on the recorded errors either way.
+        let events = self.events(&s.events);
+        let callback_url = self.callback_url(&s.callback_url, host);
+        let headers = self.headers(&s.headers);
+        let secret = self.signing_key(&s.secret);
         if task_id.is_empty() {
             return None;
         }
@@ -2183,176 +2053,151 @@ impl<'a> Conv<'a> {
             database,
             table,
             events,
-            callback_url,
+            // Only used when the load succeeds, which needs a valid URL.
+            callback_url: callback_url.unwrap_or_default(),
             headers,
             secret,
         })
     }
 
-    fn events(&mut self, s: &Sec, index: usize) -> EventFilter {
-        let path = s.path("events");
+    fn events(&mut self, field: &Field<Vec<Value>>) -> EventFilter {
         let mut filter = EventFilter::default();
-        let items = match s.node("events") {
+        let items = match self.get(field) {
+            Some(items) => items,
             None => {
-                self.missing(
-                    &path,
-                    "the row changes to deliver, e.g. [insert, update, delete]",
-                );
-                return filter;
-            }
-            Some(Node::Seq(items)) => items,
-            Some(other) => {
-                self.wrong_type(&path, "a list such as [insert, update, delete]", other);
+                if !field.given() {
+                    self.problem(
+                        &field.key,
+                        Problem::Missing(
+                            "the row changes to deliver, e.g. [insert, update, delete]",
+                        ),
+                    );
+                }
                 return filter;
             }
         };
         if items.is_empty() {
-            self.bad_value(
-                &path,
+            self.invalid(
+                &field.key,
                 "is empty; list at least one of insert, update, delete".into(),
             );
         }
-        for item in items {
-            let name = match item {
-                Node::Str(s) => s.trim().to_ascii_lowercase(),
+        for item in &items {
+            let written = match item {
+                Value::String(s) => s.clone(),
                 other => describe(other, false),
             };
             // Duplicates are harmless and folded, as the Go tool does.
-            match name.as_str() {
+            match written.trim().to_ascii_lowercase().as_str() {
                 "insert" => filter.insert = true,
                 "update" => filter.update = true,
                 "delete" => filter.delete = true,
-                _ => {
-                    let event = match item {
-                        Node::Str(s) => s.clone(),
-                        other => describe(other, false),
-                    };
-                    self.errors.push(ConfigError::UnknownEvent {
-                        file: self.file.to_path_buf(),
-                        index,
-                        event,
-                    });
-                }
+                _ => self.invalid(
+                    &field.key,
+                    format!("unknown event {written:?} (expected insert, update, delete)"),
+                ),
             }
         }
         filter
     }
 
-    fn callback_url(&mut self, s: &Sec, host: &HostState) -> String {
-        let path = s.path("callback_url");
-        let Some(url) = self
-            .text(s, "callback_url")
-            .filter(|u| !u.trim().is_empty())
-        else {
-            self.missing(
-                &path,
-                "where to POST the changes: https://host/path, or /path joined to callback_host",
-            );
-            return String::new();
+    fn callback_url(&mut self, field: &Field<String>, host: &HostState) -> Option<Uri> {
+        let Some(url) = self.get(field).filter(|u| !u.trim().is_empty()) else {
+            if !matches!(field.value, Some(Err(_))) {
+                self.problem(
+                    &field.key,
+                    Problem::Missing(
+                        "where to POST the changes: https://host/path, or /path joined to \
+                         callback_host",
+                    ),
+                );
+            }
+            return None;
         };
         let result =
             if url.starts_with("//") {
-                Err(
-                    "it starts with //; write https://host/path, or a path such as /webhook"
-                        .to_string(),
-                )
+                Err("it starts with //; write https://host/path, or a path such as /webhook".into())
             } else if url.starts_with('/') {
                 match host {
-                    HostState::Valid(host) => {
-                        let joined = format!("{host}{url}");
-                        check_absolute_url(&joined).map(|()| joined)
-                    }
-                    HostState::Invalid => return String::new(),
-                    HostState::Unset => Err(
-                        "it is a path, but callback_host is not set; set callback_host (e.g. \
-                     http://localhost:3000) or write an absolute http(s) URL"
-                            .to_string(),
-                    ),
+                    HostState::Valid(host) => absolute_url(&format!("{host}{url}")),
+                    HostState::Invalid => return None,
+                    HostState::Unset => Err("it is a path, but callback_host is not set; set \
+                                         callback_host (e.g. http://localhost:3000) or write an \
+                                         absolute http(s) URL"
+                        .into()),
                 }
             } else if url.contains("://") {
-                check_absolute_url(&url).map(|()| url.clone())
+                absolute_url(&url)
             } else {
                 Err("it is neither an absolute http(s) URL (https://host/path) nor a path starting \
                  with / (joined to callback_host)"
-                .to_string())
+                .into())
             };
         match result {
-            Ok(url) => url,
+            Ok(uri) => Some(uri),
             Err(reason) => {
-                let origin = self.origin(&path);
                 let shown = (!has_userinfo(&url)).then(|| url.clone());
-                self.errors.push(ConfigError::BadCallbackUrl {
-                    origin,
-                    key: path,
-                    url: shown,
-                    reason,
-                });
-                String::new()
+                self.problem(&field.key, Problem::BadUrl { url: shown, reason });
+                None
             }
         }
     }
 
-    fn headers(&mut self, s: &Sec) -> Vec<(String, String)> {
-        let path = s.path("headers");
-        let entries = match s.node("headers") {
-            None => return Vec::new(),
-            Some(Node::Map(entries)) => entries,
-            Some(other) => {
-                self.wrong_type(&path, "a mapping of header names to values", other);
-                return Vec::new();
-            }
+    fn headers(&mut self, field: &Field<Headers>) -> Vec<(HeaderName, HeaderValue)> {
+        let Some(Headers(entries)) = self.get(field) else {
+            return Vec::new();
         };
-        let mut headers: Vec<(String, String)> = Vec::new();
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
         for (name, value) in entries {
-            let key = format!("{path}.{name}");
-            let is_token = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-            if !is_token {
-                self.bad_value(&key, format!("{name:?} is not a valid HTTP header name"));
+            let key = format!("{}.{name}", field.key);
+            let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+                self.invalid(&key, format!("{name:?} is not a valid HTTP header name"));
                 continue;
-            }
-            if RESERVED_HEADERS
-                .iter()
-                .any(|r| r.eq_ignore_ascii_case(name))
-            {
-                self.bad_value(
+            };
+            if RESERVED_HEADERS.contains(&header.as_str()) {
+                self.invalid(
                     &key,
                     format!("{name} is set by pikachu itself and cannot be replaced"),
                 );
                 continue;
             }
-            if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-                self.bad_value(
+            if headers.iter().any(|(n, _)| *n == header) {
+                self.invalid(
                     &key,
                     format!("header {name} is given twice (names ignore case)"),
                 );
                 continue;
             }
-            if *value == Node::Null {
-                self.missing(&key, "a header value; write \"\" for an empty one");
-                continue;
-            }
-            let Some(value) = self.node_text(&key, Some(value)) else {
-                continue;
+            let text = match &value {
+                Value::Null => {
+                    self.problem(
+                        &key,
+                        Problem::Missing("a header value; write \"\" for an empty one"),
+                    );
+                    continue;
+                }
+                Value::String(text) => text,
+                other => {
+                    self.wrong_type(&key, "a string", other, true);
+                    continue;
+                }
             };
             // A line break would end the header and let the value inject others.
-            if value.chars().any(|c| c.is_control() && c != '\t') {
-                self.bad_value(
+            match HeaderValue::from_bytes(text.as_bytes()) {
+                Ok(value) => headers.push((header, value)),
+                Err(_) => self.invalid(
                     &key,
                     "the value contains a line break or control character".into(),
-                );
-                continue;
+                ),
             }
-            headers.push((name.clone(), value));
         }
         headers
     }
 }
 
-/// Headers pikachu sets on every request; a task must not replace them (the signature
-/// and event id headers in particular are what receivers verify and de-duplicate on).
+/// Headers pikachu sets on every request, lower-case; a task must not replace them (the
+/// signature and event id headers in particular are what receivers verify and
+/// de-duplicate on).
 const RESERVED_HEADERS: &[&str] = &[
     "content-type",
     "content-length",
@@ -2373,9 +2218,9 @@ fn has_userinfo(url: &str) -> bool {
     rest[..authority_end].contains('@')
 }
 
-/// Checks an absolute callback URL the way the Go tool does (http/https, a host, a port
-/// in range, no credentials, no fragment); `Err` says what is wrong.
-fn check_absolute_url(url: &str) -> Result<(), String> {
+/// An absolute callback URL as the Go tool accepts it (http/https, a host, a port in
+/// range, no credentials, no fragment); `Err` says what is wrong without quoting it.
+fn absolute_url(url: &str) -> Result<Uri, String> {
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("it contains spaces or control characters".into());
     }
@@ -2392,46 +2237,29 @@ fn check_absolute_url(url: &str) -> Result<(), String> {
     if authority.contains('@') {
         return Err(
             "it contains user:password@; send credentials with the task's headers \
-                    (e.g. Authorization) instead"
+             (e.g. Authorization) instead"
                 .into(),
         );
     }
     if tail.contains('#') {
         return Err("it contains a #fragment, which is never sent to the server".into());
     }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let Some((host, after)) = v6.split_once(']') else {
-            return Err("the IPv6 address is missing its closing ]".into());
-        };
-        if !host
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
-            || host.is_empty()
-        {
-            return Err(format!("[{host}] is not an IPv6 address"));
-        }
-        match after {
-            "" => (host, None),
-            _ => match after.strip_prefix(':') {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, after)) => match after.strip_prefix(':') {
                 Some(port) => (host, Some(port)),
                 None => return Err("unexpected text after the IPv6 address".into()),
             },
-        }
-    } else {
-        match authority.split_once(':') {
+            None => return Err("the IPv6 address is missing its closing ]".into()),
+        },
+        None => match authority.split_once(':') {
             Some((host, port)) => (host, Some(port)),
             None => (authority, None),
-        }
+        },
     };
     if host.is_empty() {
         return Err("it has no host".into());
-    }
-    if !authority.starts_with('[')
-        && !host
-            .chars()
-            .all(|c| c.is_alphanumeric() || "-._~%".contains(c))
-    {
-        return Err(format!("{host:?} is not a host name"));
     }
     if let Some(port) = port {
         match port.parse::<u16>() {
@@ -2439,7 +2267,33 @@ fn check_absolute_url(url: &str) -> Result<(), String> {
             _ => return Err(format!("the port {port:?} is not between 1 and 65535")),
         }
     }
-    Ok(())
+    url.parse::<Uri>()
+        .map_err(|e| format!("it is not a valid URL ({e})"))
+}
+
+/// The known key closest to a typo, when it is close enough to be a typo.
+fn suggest(key: &str, known: &[&'static str]) -> Option<&'static str> {
+    let key = key.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (edit_distance(&key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 #[derive(Debug)]
@@ -2601,6 +2455,15 @@ tasks:
     /// A signing secret from the Standard Webhooks test vectors.
     const GOOD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
+    fn good_key() -> SigningKey {
+        SigningKey::parse(GOOD_SECRET).expect("the test-vector secret parses")
+    }
+
+    /// What a key signs: equal for equal keys (a key itself is never shown or compared).
+    fn signed(key: &SigningKey) -> String {
+        key.sign("msg_id", 1_700_000_000, b"{\"a\":1}")
+    }
+
     fn no_env(_: &str) -> Option<String> {
         None
     }
@@ -2694,6 +2557,7 @@ tasks:
         assert_eq!(c.log.level, log::LevelFilter::Info);
         assert_eq!(c.log.format, LogFormat::Text);
         assert!(!c.server.enabled);
+        assert_eq!(c.server.bind, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         assert_eq!(c.server.port, 8080);
         assert_eq!(c.server.path, "/health");
         let d = &c.dispatcher;
@@ -2981,6 +2845,17 @@ tasks:
     }
 
     #[test]
+    fn a_key_on_the_first_line_has_line_1_and_flow_mappings_have_lines_too() {
+        let m = messages(load_str(&format!("colour: red\n{DB}{ONE_TASK}")));
+        assert_eq!(m, ["config.yaml: unknown key colour (line 1)"]);
+        let m = messages(load_pair(
+            DB,
+            "tasks:\n- {task_id: a, table_name: t, events: [insert],\n   callbak_url: https://x.io/1}\n",
+        ));
+        assert_has(&m, "tasks.yaml: unknown key tasks[0].callbak_url (line 3); did you mean tasks[0].callback_url?");
+    }
+
+    #[test]
     fn duplicate_key_is_an_error() {
         let m = messages(load_str(&format!(
             "{DB}{ONE_TASK}server:\n  port: 1\n  port: 2\n"
@@ -3162,6 +3037,24 @@ monitor:
         );
     }
 
+    #[test]
+    fn server_bind_is_an_ip_address() {
+        let c = ok(&format!("{DB}{ONE_TASK}server:\n  bind: 127.0.0.1\n"));
+        assert_eq!(c.server.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let c = ok(&format!("{DB}{ONE_TASK}server:\n  bind: \"::\"\n"));
+        assert_eq!(c.server.bind, "::".parse::<IpAddr>().unwrap());
+        let c = load_env(
+            &format!("{DB}{ONE_TASK}"),
+            &[("PIKACHU_SERVER_BIND", "10.0.0.7")],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.server.bind, "10.0.0.7".parse::<IpAddr>().unwrap());
+        let m = messages(load_str(&format!(
+            "{DB}{ONE_TASK}server:\n  bind: localhost\n"
+        )));
+        assert_eq!(m, ["config.yaml: server.bind: \"localhost\" is not an IP address (0.0.0.0 for every interface, 127.0.0.1 for this machine only)"]);
+    }
+
     // --- tasks ------------------------------------------------------------------------
 
     #[test]
@@ -3238,6 +3131,23 @@ monitor:
     }
 
     #[test]
+    fn a_tasks_file_may_be_a_bare_list() {
+        let c = load_pair(
+            DB,
+            "- {task_id: a, table_name: t, events: [insert], callback_url: https://x.io/1}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.tasks[0].task_id, "a");
+        let m = messages(load_pair(
+            DB,
+            "- task_id: a\n  table_name: t\n  events: [insert]\n  callback_ur: https://x.io/1\n",
+        ));
+        assert_has(&m, "tasks.yaml: unknown key tasks[0].callback_ur (line 4); did you mean tasks[0].callback_url?");
+        let m = messages(load_pair(DB, "just text\n"));
+        assert_eq!(m, ["tasks.yaml: expected a list of tasks, or a mapping with a `tasks:` list, found \"just text\""]);
+    }
+
+    #[test]
     fn tasks_file_wins_over_inline_tasks_with_a_warning() {
         let tasks = "tasks:\n- {task_id: from_file, table_name: t, events: [insert], callback_url: https://x.io/1}\n";
         let c = load_pair(&format!("{DB}{ONE_TASK}"), tasks).unwrap_or_else(|e| panic!("{e}"));
@@ -3299,6 +3209,14 @@ monitor:
         assert_eq!(c.database.password.expose(), "0x1F");
         assert_eq!(c.database.database, "1.10");
         assert_eq!(c.tasks[0].database, "1.10");
+        for written in ["007", "true", "1e3", ".inf", "'~'", "\"null\"", "-0"] {
+            let c = ok(&format!("{}{ONE_TASK}", DB.replace("hunter2-pw", written)));
+            let expected = written.trim_matches(|c| c == '\'' || c == '"');
+            assert_eq!(c.database.password.expose(), expected, "{written}");
+        }
+        // A plain null is no value at all.
+        let c = ok(&format!("{}{ONE_TASK}", DB.replace("hunter2-pw", "~")));
+        assert_eq!(c.database.password.expose(), "");
     }
 
     // --- callback URLs ----------------------------------------------------------------
@@ -3481,8 +3399,8 @@ monitor:
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/pikachu"));
         assert_eq!(c.callback_host.as_deref(), Some("http://hooks.internal"));
         assert_eq!(
-            c.dispatcher.secret.as_ref().map(Secret::expose),
-            Some(GOOD_SECRET)
+            c.dispatcher.secret.as_ref().map(signed),
+            Some(signed(&good_key()))
         );
     }
 
@@ -3523,6 +3441,7 @@ monitor:
             "PIKACHU_DISPATCHER_WORKER_COUNT",
             "PIKACHU_DISPATCHER_SECRET",
             "PIKACHU_SERVER_ENABLED",
+            "PIKACHU_SERVER_BIND",
             "PIKACHU_MONITOR_HEARTBEAT_PERIOD",
             "PIKACHU_LOG_FORMAT",
             "PIKACHU_CALLBACK_HOST",
@@ -3531,6 +3450,11 @@ monitor:
         ] {
             assert!(names.iter().any(|n| n == name), "{name} missing");
         }
+        // The task list is not one variable.
+        assert!(
+            !names.iter().any(|n| n.starts_with("PIKACHU_TASKS")),
+            "{names:?}"
+        );
     }
 
     // --- secrets and headers ----------------------------------------------------------
@@ -3557,8 +3481,8 @@ monitor:
         let tasks = tasks.lines().take(2).collect::<Vec<_>>().join("\n");
         let c = load_pair(DB, &tasks).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            c.tasks[0].secret.as_ref().map(Secret::expose),
-            Some(GOOD_SECRET)
+            c.tasks[0].secret.as_ref().map(signed),
+            Some(signed(&good_key()))
         );
     }
 
@@ -3588,7 +3512,7 @@ monitor:
         for secret in ["hunter2-pw", GOOD_SECRET, "tok-abc123"] {
             assert!(!debug.contains(secret), "{secret} in {debug}");
         }
-        assert!(debug.contains("Authorization"), "header names stay visible");
+        assert!(debug.contains("authorization"), "header names stay visible");
         // Wrong types on secret keys do not echo the value either.
         let m = messages(load_pair(
             &format!("{DB}log:\n  level: 5\n"),
@@ -3607,11 +3531,17 @@ monitor:
         let tasks = "tasks:\n- task_id: a\n  table_name: t\n  events: [insert]\n  callback_url: https://x.io/1\n  \
                      headers:\n    Authorization: Bearer abc\n    X-Tenant: 42\n";
         let c = load_pair(DB, tasks).unwrap_or_else(|e| panic!("{e}"));
+        // Names are case-insensitive in HTTP; `HeaderName` keeps them lower-case.
+        let headers: Vec<(&str, &[u8])> = c.tasks[0]
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
         assert_eq!(
-            c.tasks[0].headers,
+            headers,
             [
-                ("Authorization".to_string(), "Bearer abc".to_string()),
-                ("X-Tenant".to_string(), "42".to_string())
+                ("authorization", &b"Bearer abc"[..]),
+                ("x-tenant", &b"42"[..])
             ]
         );
         let tasks = "tasks:\n- task_id: a\n  table_name: t\n  events: [insert]\n  callback_url: https://x.io/1\n  \

@@ -162,13 +162,9 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
 
     if cfg.server.enabled {
         let metrics: Arc<dyn Metrics> = stats.clone();
-        crate::http::spawn(cfg.server.port, &cfg.server.path, metrics)
-            .map_err(EngineError::Http)?;
-        log::info!(
-            "health on http://0.0.0.0:{}{} and /metrics",
-            cfg.server.port,
-            cfg.server.path
-        );
+        let addr = std::net::SocketAddr::new(cfg.server.bind, cfg.server.port);
+        crate::http::spawn(addr, &cfg.server.path, metrics).map_err(EngineError::Http)?;
+        log::info!("health on http://{addr}{} and /metrics", cfg.server.path);
     }
     let dispatcher = Dispatcher::start(DispatchContext {
         config: cfg.clone(),

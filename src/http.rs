@@ -70,11 +70,16 @@ impl ServerHandle {
     }
 }
 
-/// Serves the endpoints on `0.0.0.0:port` from a new thread until the process exits.
+/// Serves the endpoints on `addr` (`server.bind`:`server.port`) from a new thread until
+/// the process exits.
 /// Fails (with the OS error, e.g. `AddrInUse`) when the port cannot be bound, and with
 /// `InvalidInput` when `health_path` is not an absolute path or collides with /metrics.
-pub fn spawn(port: u16, health_path: &str, stats: Arc<dyn Metrics>) -> io::Result<JoinHandle<()>> {
-    start(SocketAddr::from(([0, 0, 0, 0], port)), health_path, stats).map(ServerHandle::into_thread)
+pub fn spawn(
+    addr: SocketAddr,
+    health_path: &str,
+    stats: Arc<dyn Metrics>,
+) -> io::Result<JoinHandle<()>> {
+    start(addr, health_path, stats).map(ServerHandle::into_thread)
 }
 
 /// Like `spawn`, on any address, returning a handle that knows the bound port and can

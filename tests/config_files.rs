@@ -28,11 +28,11 @@ fn load_env(path: &Path, env: &[(&str, &str)]) -> Config {
         .unwrap_or_else(|errors| panic!("{} does not load:\n{errors}", path.display()))
 }
 
-fn urls(config: &Config) -> Vec<(&str, &str)> {
+fn urls(config: &Config) -> Vec<(&str, String)> {
     config
         .tasks
         .iter()
-        .map(|t| (t.task_id.as_str(), t.callback_url.as_str()))
+        .map(|t| (t.task_id.as_str(), t.callback_url.to_string()))
         .collect()
 }
 
@@ -56,10 +56,8 @@ fn shared_tasks(host: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-fn owned(urls: Vec<(&str, &str)>) -> Vec<(String, String)> {
-    urls.into_iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
+fn owned(urls: Vec<(&str, String)>) -> Vec<(String, String)> {
+    urls.into_iter().map(|(a, b)| (a.to_string(), b)).collect()
 }
 
 #[test]
@@ -138,6 +136,7 @@ fn the_reference_example_loads_and_states_the_defaults() {
     assert!(c.database.password.expose().is_empty());
     assert_eq!(c.log.level, log::LevelFilter::Info);
     assert!(!c.server.enabled);
+    assert_eq!(c.server.bind.to_string(), "0.0.0.0");
     assert_eq!((c.server.port, c.server.path.as_str()), (8080, "/health"));
     let d = &c.dispatcher;
     assert_eq!((d.worker_count, d.queue_size), (20, 1000));
@@ -187,8 +186,8 @@ fn the_dev_config_points_at_the_local_mariadb_with_its_inline_tasks() {
     assert_eq!(
         urls(&c),
         [
-            ("demo_users", "http://127.0.0.1:3000/webhook"),
-            ("demo_orders", "http://127.0.0.1:3000/webhook")
+            ("demo_users", "http://127.0.0.1:3000/webhook".to_string()),
+            ("demo_orders", "http://127.0.0.1:3000/webhook".to_string())
         ]
     );
     assert!(c.tasks.iter().all(|t| t.database == "pikachu_demo"));
@@ -212,9 +211,14 @@ fn the_prod_config_takes_its_secrets_from_the_environment() {
         ],
     );
     assert_eq!(c.database.password.expose(), "s3cret-from-env");
+    // The key is the one given: it signs as a key parsed from the same secret does.
+    let expected = pikachu::signature::SigningKey::parse(secret).expect("a good secret");
     assert_eq!(
-        c.dispatcher.secret.as_ref().map(|s| s.expose()),
-        Some(secret)
+        c.dispatcher
+            .secret
+            .as_ref()
+            .map(|k| k.sign("id", 1, b"body")),
+        Some(expected.sign("id", 1, b"body"))
     );
     assert_eq!(c.dispatcher.worker_count, 4);
     assert_eq!(c.dispatcher.batch_size, 100);

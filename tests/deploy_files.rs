@@ -433,6 +433,7 @@ fn docker_compose_runs_what_pikachu_accepts() {
     for t in &cfg.tasks {
         assert!(
             t.callback_url
+                .to_string()
                 .starts_with(&format!("http://listener:{port}/")),
             "{}",
             t.callback_url

@@ -37,11 +37,11 @@ use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use ureq::http::{HeaderName, HeaderValue, Uri};
 
 use crate::checkpoint::{Checkpoint, Tracker};
-use crate::config::{Config, DispatcherConfig, Secret, Task};
+use crate::config::{host_port, Config, DispatcherConfig, Task};
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::event::{Delivery, RowChange, RowImage, Value};
 use crate::shutdown::Signal;
-use crate::signature::{SignatureError, SigningKey};
+use crate::signature::SigningKey;
 use crate::sink::{Sink, SinkClosed};
 use crate::stats::DispatchStats;
 
@@ -55,25 +55,6 @@ pub enum DispatchError {
     /// A thread could not be started.
     #[error("cannot start a dispatch worker thread: {0}")]
     Spawn(#[source] std::io::Error),
-    /// A task's (or the dispatcher's default) `secret` is not a usable signing key.
-    /// The error never contains the secret.
-    #[error("task `{task_id}`: {error}")]
-    BadSecret {
-        task_id: String,
-        #[source]
-        error: SignatureError,
-    },
-    /// A task's callback URL cannot be requested.
-    #[error("task `{task_id}`: callback_url cannot be used: {error}")]
-    BadUrl { task_id: String, error: String },
-    /// A task's `headers` entry is not a valid HTTP header, or is one pikachu sets.
-    /// Holds the header name only: values are often credentials.
-    #[error("task `{task_id}`: header `{name}` {error}")]
-    BadHeader {
-        task_id: String,
-        name: String,
-        error: String,
-    },
 }
 
 /// Everything the workers share, built once at start.
@@ -199,12 +180,12 @@ impl Shared {
     }
 }
 
-/// One task's request recipe, validated once at start.
+/// One task's request recipe, built once at start from the already validated task.
 struct Target {
     task_id: String,
     url: Uri,
-    /// The URL as configured, for the dead-letter file (never logged: it may hold
-    /// credentials).
+    /// The URL as configured, for the dead-letter file (never logged: its query may hold
+    /// a token).
     url_text: String,
     /// The task's own headers, sent after pikachu's.
     headers: Vec<(HeaderName, HeaderValue)>,
@@ -215,19 +196,6 @@ struct Target {
     key: Option<SigningKey>,
 }
 
-/// Headers pikachu owns: a task may not set them (they carry the id, task and signature
-/// receivers rely on, or the framing of the request).
-const RESERVED_HEADERS: [&str; 8] = [
-    "x-pikachu-event-id",
-    "x-pikachu-task-id",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "content-length",
-    "transfer-encoding",
-    "host",
-];
-
 /// How long `route` sleeps between checks of `abort` while it waits at a barrier or on
 /// a full queue.
 const BARRIER_POLL: Duration = Duration::from_millis(100);
@@ -237,68 +205,22 @@ const BARRIER_POLL: Duration = Duration::from_millis(100);
 const ABORT_GRACE: Duration = Duration::from_millis(500);
 
 impl Target {
-    fn new(task: &Task, default_secret: Option<&Secret>) -> Result<Target, DispatchError> {
-        let task_id = task.task_id.clone();
-        let url: Uri = task
-            .callback_url
-            .parse()
-            .map_err(|e: ureq::http::uri::InvalidUri| DispatchError::BadUrl {
-                task_id: task_id.clone(),
-                error: e.to_string(),
-            })?;
-        if !matches!(url.scheme_str(), Some("http" | "https")) || url.host().is_none() {
-            return Err(DispatchError::BadUrl {
-                task_id,
-                error: "it must be an absolute http:// or https:// URL".into(),
-            });
+    fn new(task: &Task, default_key: Option<&SigningKey>) -> Target {
+        Target {
+            task_id: task.task_id.clone(),
+            url: task.callback_url.clone(),
+            url_text: task.callback_url.to_string(),
+            headers: task.headers.clone(),
+            default_content_type: !task
+                .headers
+                .iter()
+                .any(|(name, _)| name == ureq::http::header::CONTENT_TYPE),
+            host: {
+                let (host, port) = host_port(&task.callback_url);
+                format!("{host}:{port}")
+            },
+            key: task.secret.as_ref().or(default_key).cloned(),
         }
-        let mut headers = Vec::with_capacity(task.headers.len());
-        let mut default_content_type = true;
-        for (name, value) in &task.headers {
-            let bad = |error: &str| DispatchError::BadHeader {
-                task_id: task_id.clone(),
-                name: name.clone(),
-                error: error.to_owned(),
-            };
-            let header = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| bad("is not a valid HTTP header name"))?;
-            if RESERVED_HEADERS.contains(&header.as_str()) {
-                return Err(bad(
-                    "is set by pikachu and cannot be set per task; remove it from `headers`",
-                ));
-            }
-            if header == ureq::http::header::CONTENT_TYPE {
-                default_content_type = false;
-            }
-            let value = HeaderValue::from_str(value).map_err(|_| {
-                bad("has a value that is not allowed in HTTP headers (line break or control character)")
-            })?;
-            headers.push((header, value));
-        }
-        let key = match task.secret.as_ref().or(default_secret) {
-            Some(secret) => Some(SigningKey::parse(secret.expose()).map_err(|error| {
-                DispatchError::BadSecret {
-                    task_id: task_id.clone(),
-                    error,
-                }
-            })?),
-            None => None,
-        };
-        let host = match (url.host(), url.port_u16()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) if url.scheme_str() == Some("https") => format!("{h}:443"),
-            (Some(h), None) => format!("{h}:80"),
-            (None, _) => String::new(),
-        };
-        Ok(Target {
-            task_id,
-            host,
-            url,
-            url_text: task.callback_url.clone(),
-            headers,
-            default_content_type,
-            key,
-        })
     }
 }
 
@@ -339,7 +261,7 @@ impl Dispatcher {
             .tasks
             .iter()
             .map(|task| Target::new(task, dc.secret.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
         let agent = build_agent(dc, worker_count);
         let host_limit = HostLimit::new(dc.max_connections, worker_count);
         if host_limit.max.is_none() {
@@ -555,8 +477,7 @@ impl Sink for Dispatcher {
 ///
 /// `Ok` when the receiver answered 2xx. Otherwise `Err` with the letter to keep: after an
 /// attempt with its new status, error, attempt count and time; unchanged (and a warning
-/// logged) when it could not be attempted (its task is no longer configured, or the
-/// task's configuration is unusable).
+/// logged) when it could not be attempted (its task is no longer configured).
 // The letter to keep is the natural error value here; a replay is rare and not hot.
 #[allow(clippy::result_large_err)]
 pub fn replay(config: &Config, letter: &DeadLetter) -> Result<(), DeadLetter> {
@@ -571,8 +492,7 @@ pub fn replay(config: &Config, letter: &DeadLetter) -> Result<(), DeadLetter> {
     let Some(task) = config.tasks.iter().find(|t| t.task_id == letter.task_id) else {
         return Err(not_attempted(&"the task is no longer configured"));
     };
-    let target =
-        Target::new(task, config.dispatcher.secret.as_ref()).map_err(|e| not_attempted(&e))?;
+    let target = Target::new(task, config.dispatcher.secret.as_ref());
     let Some(event_id) = letter.ids.first() else {
         return Err(not_attempted(&"it has no event id"));
     };

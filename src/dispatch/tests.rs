@@ -200,6 +200,7 @@ fn config(urls: &[String]) -> Config {
         },
         server: ServerConfig {
             enabled: false,
+            bind: std::net::Ipv4Addr::LOCALHOST.into(),
             port: 0,
             path: "/health".into(),
         },
@@ -242,7 +243,7 @@ fn config(urls: &[String]) -> Config {
                     update: true,
                     delete: true,
                 },
-                callback_url: url.clone(),
+                callback_url: url.parse().expect("a test URL"),
                 headers: Vec::new(),
                 secret: None,
             })
@@ -404,7 +405,10 @@ const CLASS_5XX: usize = 4;
 fn delivers_each_change_with_its_headers_and_body() {
     let hook = Hook::start(1, |_, _| ok());
     let mut cfg = config(&[hook.url("/users?src=pikachu")]);
-    cfg.tasks[0].headers = vec![("Authorization".into(), "Bearer t0ken".into())];
+    cfg.tasks[0].headers = vec![(
+        HeaderName::from_static("authorization"),
+        HeaderValue::from_static("Bearer t0ken"),
+    )];
     let mut p = Pipeline::start(cfg);
     assert!(p.stats.snapshot().dispatcher_running);
     let table = users(true);
@@ -454,8 +458,8 @@ fn signed_requests_verify_with_the_task_or_the_default_key() {
     const OWN: &str = "whsec_dGFzay1vd24tc2lnbmluZy1rZXktOTg3NjU0MzIx";
     let hook = Hook::start(1, |_, _| ok());
     let mut cfg = config(&[hook.url("/a"), hook.url("/b")]);
-    cfg.dispatcher.secret = Some(Secret(DEFAULT.into()));
-    cfg.tasks[1].secret = Some(Secret(OWN.into()));
+    cfg.dispatcher.secret = Some(SigningKey::parse(DEFAULT).unwrap());
+    cfg.tasks[1].secret = Some(SigningKey::parse(OWN).unwrap());
     let mut p = Pipeline::start(cfg);
     let table = users(true);
     p.send(0, insert(&table, 1, 1));
@@ -1125,58 +1129,6 @@ fn route_refuses_once_the_workers_are_gone() {
 }
 
 #[test]
-fn bad_secrets_and_headers_stop_the_start_without_showing_values() {
-    let start = |cfg: Config| {
-        let dir = TempDir::new("dispatch-bad");
-        let stats = Arc::new(DispatchStats::new(cfg.tasks.len(), 1));
-        Dispatcher::start(DispatchContext {
-            dead_letters: Arc::new(DeadLetters::open(&dir.0).unwrap()),
-            config: Arc::new(cfg),
-            tracker: Arc::new(Tracker::new(Checkpoint {
-                file: "f".into(),
-                pos: 4,
-                gtid: None,
-            })),
-            stats,
-            abort: Arc::new(Signal::new()),
-        })
-        .err()
-        .expect("start fails")
-    };
-    let url = "http://127.0.0.1:9/".to_string();
-
-    let mut cfg = config(std::slice::from_ref(&url));
-    cfg.tasks[0].secret = Some(Secret("whsec_sup3r$ecret!".into()));
-    let e = start(cfg);
-    assert!(matches!(e, DispatchError::BadSecret { .. }), "{e:?}");
-    let shown = e.to_string();
-    assert!(
-        shown.contains("task0") && !shown.contains("sup3r"),
-        "{shown}"
-    );
-
-    let mut cfg = config(std::slice::from_ref(&url));
-    cfg.tasks[0].headers = vec![("webhook-signature".into(), "v1,forged".into())];
-    let e = start(cfg);
-    assert!(matches!(e, DispatchError::BadHeader { .. }), "{e:?}");
-    assert!(e.to_string().contains("webhook-signature"));
-
-    let mut cfg = config(std::slice::from_ref(&url));
-    cfg.tasks[0].headers = vec![("Authorization".into(), "Bearer s3cret\r\nX-Evil: 1".into())];
-    let e = start(cfg);
-    let shown = e.to_string();
-    assert!(matches!(e, DispatchError::BadHeader { .. }), "{e:?}");
-    assert!(
-        shown.contains("Authorization") && !shown.contains("s3cret"),
-        "{shown}"
-    );
-
-    let mut cfg = config(&[url]);
-    cfg.tasks[0].callback_url = "/relative/only".into();
-    assert!(matches!(start(cfg), DispatchError::BadUrl { .. }));
-}
-
-#[test]
 fn minimal_images_route_every_change_of_a_row_to_the_same_worker() {
     let hook = Hook::start(1, |_, _| ok());
     let mut cfg = config(&[hook.url("/")]);
@@ -1218,7 +1170,7 @@ fn replay_sends_a_dead_letter_again_to_the_current_receiver() {
     let hook = Hook::start(1, |r, _| if r.path == "/old" { status(400) } else { ok() });
     const KEY: &str = "whsec_dGFzay1vd24tc2lnbmluZy1rZXktOTg3NjU0MzIx";
     let mut cfg = config(&[hook.url("/old")]);
-    cfg.tasks[0].secret = Some(Secret(KEY.into()));
+    cfg.tasks[0].secret = Some(SigningKey::parse(KEY).unwrap());
     let mut p = Pipeline::start(cfg.clone());
     let seq = p.send(0, insert(&users(true), 1, 1));
     assert!(p.tracker.wait_below(seq + 1, Duration::from_secs(20)));
@@ -1231,7 +1183,7 @@ fn replay_sends_a_dead_letter_again_to_the_current_receiver() {
     assert_eq!((kept.status, kept.attempts), (Some(400), 2));
 
     // The operator points the task at a working receiver: delivered.
-    cfg.tasks[0].callback_url = hook.url("/new");
+    cfg.tasks[0].callback_url = hook.url("/new").parse().unwrap();
     assert_eq!(replay(&cfg, &letter), Ok(()));
     let r = hook.received().pop().unwrap();
     assert_eq!(r.path, "/new");

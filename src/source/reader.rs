@@ -760,7 +760,7 @@ impl Reader {
             let letter = DeadLetter {
                 task_id: task.task_id.clone(),
                 ids: vec![format!("{}:{start_pos}:*", self.file)],
-                url: task.callback_url.clone(),
+                url: task.callback_url.to_string(),
                 body: serde_json::json!({
                     "database": mapped.database,
                     "table": mapped.table,
