@@ -2,12 +2,10 @@
 //! events (types 165–171), and pikachu delivers exactly what it delivers for the same
 //! statements without compression, at the compressed events' own positions.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::{run_binary, MariaDb, Receiver, Setup};
+use crate::harness::{run_binary, MariaDb, Receiver, Setup};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);

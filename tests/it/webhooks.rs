@@ -1,11 +1,9 @@
 //! End to end: the real binary against a real MariaDB delivers inserts, updates and
 //! deletes of the watched tables as the SPEC's webhook, with its headers and signature.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{run_binary, MariaDb, Receiver, Setup};
+use crate::harness::{run_binary, MariaDb, Receiver, Setup};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);

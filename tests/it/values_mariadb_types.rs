@@ -4,11 +4,9 @@
 //! without them (`MINIMAL`, the information_schema fallback). Real BINARY columns of the
 //! same lengths stay base64: the type decides, not the length.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{MariaDb, Receiver, Setup};
+use crate::harness::{MariaDb, Receiver, Setup};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);

@@ -1,7 +1,6 @@
 //! Shared parts of the reliability tests: a writer that keeps committing small
 //! transactions while the test does damage, the database's own record of what was
 //! committed, and a checker that counts lost, duplicated and reordered deliveries.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use serde_json::Value;
 
-use crate::common::{MariaDb, Receiver};
+use super::{MariaDb, Receiver};
 
 /// Keys 1..=HOT are updated by every writer transaction in turn; inserted rows start
 /// at `FIRST_ROW`.

@@ -1,12 +1,13 @@
-//! Shared integration-test harness: a real MariaDB started through the project's own
+//! The integration-test harness: a real MariaDB started through the project's own
 //! `scripts/mariadb.sh`, a real webhook receiver on loopback, and the real `pikachu`
 //! binary as a child process.
-#![allow(dead_code)]
+
+pub mod writer;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -167,24 +168,6 @@ impl MariaDb {
     pub fn restart(&self) {
         self.stop();
         self.start_again();
-    }
-
-    /// Kills the server without a clean shutdown.
-    pub fn kill9(&self) {
-        if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Command::new("kill")
-                .args(["-0", &pid])
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-                && Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
     }
 }
 

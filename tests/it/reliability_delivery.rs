@@ -3,17 +3,13 @@
 //! queues with a slow receiver, a purged start position, a checkpoint that never runs
 //! ahead of an undelivered event, and the second signal.
 
-mod common;
-#[path = "reliability/mod.rs"]
-mod rel;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{run_binary, wait_until, MariaDb, Receiver, Setup};
-use rel::{accepted_in_arrival_order, file_pos, purge_until_gone};
+use crate::harness::writer::{accepted_in_arrival_order, file_pos, purge_until_gone};
+use crate::harness::{run_binary, wait_until, MariaDb, Receiver, Setup};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);

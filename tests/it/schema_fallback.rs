@@ -4,11 +4,9 @@
 //! name is never shifted onto another column's value. Also `binlog_row_image=MINIMAL`
 //! and `NOBLOB`: absent columns are absent, not null.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{MariaDb, Receiver, Setup};
+use crate::harness::{MariaDb, Receiver, Setup};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);

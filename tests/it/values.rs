@@ -2,12 +2,10 @@
 //! written by a real MariaDB (`binlog_row_metadata=FULL`) and read back from the webhook
 //! the real binary sends. Each value is compared exactly, not just for presence.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::harness::{MariaDb, Receiver, Setup};
 use base64::Engine as _;
-use common::{MariaDb, Receiver, Setup};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);

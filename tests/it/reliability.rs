@@ -3,16 +3,12 @@
 //! killed, stopped, or the server restarted or its binlog rotated under it. Every test
 //! counts lost, duplicated and reordered changes against what the database committed.
 
-mod common;
-#[path = "reliability/mod.rs"]
-mod rel;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{MariaDb, Receiver, Setup};
-use rel::{create_table, one_task, settle, Writer};
+use crate::harness::writer::{create_table, one_task, settle, Writer};
+use crate::harness::{MariaDb, Receiver, Setup};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PAUSE: Duration = Duration::from_millis(5);
@@ -218,7 +214,7 @@ fn after_a_server_restart_the_checkpoint_moves_to_the_new_binlog_even_when_idle(
         .expect("file")
         .to_owned();
     assert_ne!(old_file, current);
-    rel::purge_until_gone(&db, &current, &old_file);
+    crate::harness::writer::purge_until_gone(&db, &current, &old_file);
     let p = setup.start();
     db.exec("INSERT INTO shop.t VALUES (2001, 1)");
     rx.wait_for_events(2, WAIT);

@@ -2,11 +2,11 @@
 //! show, environment overrides, `start_from`, stable ids across a rewound checkpoint,
 //! where tasks come from, and the HTTP endpoints of the running daemon.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{run_binary, wait_until, MariaDb, Pikachu, Receiver, Setup, SpawnOptions, TempDir};
+use crate::harness::{
+    run_binary, wait_until, MariaDb, Pikachu, Receiver, Setup, SpawnOptions, TempDir,
+};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -471,7 +471,7 @@ fn a_change_delivered_again_from_an_older_checkpoint_keeps_its_id_and_webhook_id
     );
 
     let key = pikachu::signature::SigningKey::parse(SECRET).expect("key");
-    let by_id = |reqs: &[common::Received]| {
+    let by_id = |reqs: &[crate::harness::Received]| {
         let mut v: Vec<(String, String, Value)> = reqs
             .iter()
             .map(|r| {
