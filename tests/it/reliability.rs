@@ -3,12 +3,13 @@
 //! killed, stopped, or the server restarted or its binlog rotated under it. Every test
 //! counts lost, duplicated and reordered changes against what the database committed.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::harness::writer::{create_table, one_task, settle, Writer};
-use crate::harness::{MariaDb, Receiver, Setup};
+use crate::harness::writer::{create_table, one_task, purge_until_gone, settle, Writer};
+use crate::harness::{poll_until, wait_until, MariaDb, Receiver, Setup};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PAUSE: Duration = Duration::from_millis(5);
@@ -36,7 +37,7 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_with_the_same_id() {
     let p = setup.start();
     w.wait_for_more(50, WAIT);
     w.stop();
-    let t = settle(&rx, &db, WAIT);
+    let t = settle(&rx, &db, &setup);
     t.assert_complete_and_ordered(&format!("{log1}\n--- after kill -9 ---\n{}", p.log()));
     eprintln!(
         "kill -9: {} changes, {} envelopes, {} duplicates",
@@ -65,7 +66,7 @@ fn sigterm_mid_stream_then_restart_delivers_everything_exactly_once() {
     let p = setup.start();
     w.wait_for_more(50, WAIT);
     w.stop();
-    let t = settle(&rx, &db, WAIT);
+    let t = settle(&rx, &db, &setup);
     let logs = format!("{log1}\n--- after SIGTERM ---\n{}", p.log());
     t.assert_complete_and_ordered(&logs);
     assert_eq!(
@@ -94,7 +95,7 @@ fn mariadb_restart_mid_stream_reports_down_then_delivers_everything() {
     p.wait_until_healthy(WAIT);
     w.wait_for_more(50, WAIT);
     w.stop();
-    let t = settle(&rx, &db, WAIT);
+    let t = settle(&rx, &db, &setup);
     t.assert_complete_and_ordered(&p.log());
     assert!(
         p.log().contains("binlog connection lost"),
@@ -122,7 +123,7 @@ fn flush_binary_logs_mid_stream_loses_and_reorders_nothing() {
     }
     w.wait_for_more(20, WAIT);
     w.stop();
-    let t = settle(&rx, &db, WAIT);
+    let t = settle(&rx, &db, &setup);
     let logs = p.log();
     assert!(
         db.query_strings("SHOW BINARY LOGS").len() >= before + 12,
@@ -157,11 +158,26 @@ fn receiver_503_for_a_while_then_200_delivers_everything_and_dead_letters_nothin
     let p = setup.start();
     let w = Writer::start(&db, PAUSE);
     w.wait_for_more(40, WAIT);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Refused for a while: until the receiver has turned down many requests, retries
+    // (an id seen again) among them.
+    wait_until(
+        "the receiver to refuse 30 requests, retries among them",
+        WAIT,
+        || {
+            let refused: Vec<String> = rx
+                .requests()
+                .iter()
+                .filter(|r| r.status == 503)
+                .filter_map(|r| r.headers.get("x-pikachu-event-id").cloned())
+                .collect();
+            let distinct: BTreeSet<&String> = refused.iter().collect();
+            refused.len() >= 30 && distinct.len() < refused.len()
+        },
+    );
     failing.store(false, Ordering::SeqCst);
     w.wait_for_more(40, WAIT);
     w.stop();
-    let t = settle(&rx, &db, WAIT);
+    let t = settle(&rx, &db, &setup);
     let logs = p.log();
     assert!(
         rx.requests().iter().any(|r| r.status == 503),
@@ -186,19 +202,14 @@ fn after_a_server_restart_the_checkpoint_moves_to_the_new_binlog_even_when_idle(
     rx.wait_for_events(1, WAIT);
     db.restart();
     p.wait_until_healthy(WAIT);
-    let current = db.query_strings("SHOW MASTER STATUS")[0][0]
-        .clone()
-        .expect("current binlog");
+    let (current, _) = db.master_status();
     // No write after the restart: only the server's own events are in the new file.
-    let follows = || {
+    // Waited for here, asserted below after the clean stop.
+    poll_until(WAIT, || {
         setup
             .checkpoint()
             .is_some_and(|c| c["file"] == current.as_str())
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !follows() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
     p.sigterm();
     assert_eq!(p.wait_exit(WAIT).code(), Some(0));
     let cp = setup.checkpoint().expect("checkpoint");
@@ -214,10 +225,11 @@ fn after_a_server_restart_the_checkpoint_moves_to_the_new_binlog_even_when_idle(
         .expect("file")
         .to_owned();
     assert_ne!(old_file, current);
-    crate::harness::writer::purge_until_gone(&db, &current, &old_file);
+    purge_until_gone(&db, &current, &old_file);
     let p = setup.start();
     db.exec("INSERT INTO shop.t VALUES (2001, 1)");
     rx.wait_for_events(2, WAIT);
+    setup.wait_until_caught_up(&db);
     assert_eq!(rx.events().len(), 2, "nothing repeated; log:\n{}", p.log());
 }
 
@@ -254,7 +266,7 @@ fn a_frozen_server_counts_as_lost_and_reading_resumes_when_it_wakes() {
     p.wait_until_healthy(WAIT);
     w.wait_for_more(30, WAIT);
     w.stop();
-    let t = settle(&rx, &db, WAIT);
+    let t = settle(&rx, &db, &setup);
     t.assert_complete_and_ordered(&p.log());
     assert!(
         p.log().contains("binlog connection lost"),
