@@ -284,8 +284,7 @@ fn batches_hold_up_to_batch_size_envelopes_of_one_task_in_commit_order() {
         "BEGIN; INSERT INTO shop.items VALUES {}; INSERT INTO shop.notes VALUES (1), (2); COMMIT",
         values.join(", ")
     ));
-    rx.wait_for_events(14, WAIT);
-    setup.wait_until_caught_up(&db);
+    setup.settled_events(&rx, &db, 14);
     let key = pikachu::signature::SigningKey::parse(SECRET).expect("key");
     let reqs = rx.requests();
     let mut item_sizes = Vec::new();

@@ -160,8 +160,7 @@ fn per_key_order_holds_over_eight_workers_also_across_a_primary_key_change() {
     }
     // 3 inserts, 3×40 updates, the key change, 3×29 updates, 1 delete.
     let total = 3 + 120 + 1 + 87 + 1;
-    rx.wait_for_events(total, WAIT);
-    setup.wait_until_caught_up(&db);
+    setup.settled_events(&rx, &db, total);
     let events = accepted_in_arrival_order(&rx);
     assert_eq!(
         events.len(),

@@ -119,9 +119,7 @@ fn names_from_information_schema(metadata: &str) {
     db.exec("ALTER TABLE s.t DROP COLUMN name");
     db.exec("UPDATE s.t SET num = 10 WHERE id = 4");
 
-    rx.wait_for_events(4 + 4, WAIT);
-    setup.wait_until_caught_up(&db);
-    let events = rx.events();
+    let events = setup.settled_events(&rx, &db, 4 + 4);
     assert!(
         setup.dead_letters().is_empty(),
         "dead letters: {:?}\n{}",
@@ -202,10 +200,8 @@ fn rows_older_than_the_table_definition_are_never_shifted() {
     db.exec("ALTER TABLE s.t ADD COLUMN mid INT AFTER id");
     db.exec("INSERT INTO s.t VALUES (3, 30, 'c')");
     let p = setup.start();
-    rx.wait_for_events(2, WAIT);
     // Row 2 was read before row 3: delivered or dead-lettered by now.
-    setup.wait_until_caught_up(&db);
-    let events = rx.events();
+    let events = setup.settled_events(&rx, &db, 2);
     assert_eq!(events[0]["data"], json!({"id": 1, "v": "a"}));
     assert_eq!(
         events.last().map(|e| e["data"].clone()),
@@ -253,9 +249,7 @@ fn minimal_and_noblob_row_images_leave_absent_columns_out() {
     db.exec("INSERT INTO s.nk VALUES (1, 2)");
     db.exec("SET SESSION binlog_row_image = 'MINIMAL'; UPDATE s.nk SET b = 3");
 
-    rx.wait_for_events(8, WAIT);
-    setup.wait_until_caught_up(&db);
-    let events = rx.events();
+    let events = setup.settled_events(&rx, &db, 8);
     assert!(
         setup.dead_letters().is_empty(),
         "{:?}\n{}",
@@ -342,9 +336,7 @@ fn non_ascii_names_and_labels_survive_a_latin1_connection_charset() {
     .expect("write config");
     let p = setup.start();
     db.exec("INSERT INTO s.t VALUES (1, 'groß', 7, 'grün'), (2, 'x', 8, '€')");
-    rx.wait_for_events(2, WAIT);
-    setup.wait_until_caught_up(&db);
-    let events = rx.events();
+    let events = setup.settled_events(&rx, &db, 2);
     assert!(
         setup.dead_letters().is_empty(),
         "{:?}\n{}",

@@ -4,12 +4,8 @@
 //! without them (`MINIMAL`, the information_schema fallback). Real BINARY columns of the
 //! same lengths stay base64: the type decides, not the length.
 
-use std::time::Duration;
-
 use crate::harness::{MariaDb, Receiver, Setup};
 use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(60);
 
 const TABLES: &str = "\
 CREATE DATABASE m;
@@ -61,7 +57,7 @@ fn check_values(db: &MariaDb) {
          INSERT INTO m.keyed VALUES ('{V1}', 1), ('{V4}', 2);
          UPDATE m.keyed SET n = 3 WHERE u = '{V4}'"
     ));
-    let events = rx.wait_for_events(6 + 1 + 1 + 2 + 1, WAIT);
+    let events = setup.settled_events(&rx, &db, 6 + 1 + 1 + 2 + 1);
     assert!(
         setup.dead_letters().is_empty(),
         "dead letters: {:?}\n{}",

@@ -120,10 +120,8 @@ fn tasks_match_exact_tables_events_and_sign_with_their_secret() {
     db.exec("UPDATE shop.`user-events` SET v = 3"); // hyphen task takes inserts only
     db.exec("INSERT INTO shop.`1st` VALUES (3, 4)");
     db.exec("INSERT INTO shop.nokey VALUES (9)");
-    rx.wait_for_events(6, WAIT);
     // Every row above was read: what was to be delivered is, nothing else comes.
-    setup.wait_until_caught_up(&db);
-    let events = rx.events();
+    let events = setup.settled_events(&rx, &db, 6);
     let by_task = |t: &str| {
         events
             .iter()

@@ -494,6 +494,15 @@ impl Setup {
         }
     }
 
+    /// Waits for `n` envelopes accepted by `rx`, then until the checkpoint has passed
+    /// every commit so far; returns every accepted envelope: the whole list, with
+    /// nothing of those commits still to come.
+    pub fn settled_events(&self, rx: &Receiver, db: &MariaDb, n: usize) -> Vec<Value> {
+        rx.wait_for_events(n, CAUGHT_UP);
+        self.wait_until_caught_up(db);
+        rx.events()
+    }
+
     /// Everything the binaries started from this setup wrote to stderr, oldest first.
     pub fn logs(&self) -> String {
         let mut logs: Vec<(usize, PathBuf)> = std::fs::read_dir(self.dir.path())
