@@ -120,12 +120,7 @@ fn names_from_information_schema(metadata: &str) {
     db.exec("UPDATE s.t SET num = 10 WHERE id = 4");
 
     let events = setup.settled_events(&rx, &db, 4 + 4);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "dead letters: {:?}\n{}",
-        setup.dead_letters(),
-        p.log()
-    );
+    setup.assert_no_dead_letters();
     let t = of_table(&events, "t");
     assert_eq!(t.len(), 6, "{t:?}");
     let by_id = |id: u64| {
@@ -238,7 +233,7 @@ fn minimal_and_noblob_row_images_leave_absent_columns_out() {
     );
     let rx = Receiver::always(200);
     let setup = Setup::new(&db, "s", &rx.task_per_table(&["img", "nk"]), "");
-    let p = setup.start();
+    let _p = setup.start();
     db.exec("INSERT INTO s.img VALUES (1, 1, 'w1', 'doc1')");
     db.exec("SET SESSION binlog_row_image = 'MINIMAL'; UPDATE s.img SET v = 2 WHERE id = 1");
     db.exec("SET SESSION binlog_row_image = 'NOBLOB'; UPDATE s.img SET v = 3 WHERE id = 1");
@@ -250,12 +245,7 @@ fn minimal_and_noblob_row_images_leave_absent_columns_out() {
     db.exec("SET SESSION binlog_row_image = 'MINIMAL'; UPDATE s.nk SET b = 3");
 
     let events = setup.settled_events(&rx, &db, 8);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "{:?}\n{}",
-        setup.dead_letters(),
-        p.log()
-    );
+    setup.assert_no_dead_letters();
     // One key's changes in commit order; the two keys may interleave.
     let img: Vec<Value> = of_table(&events, "img")
         .into_iter()
@@ -337,12 +327,7 @@ fn non_ascii_names_and_labels_survive_a_latin1_connection_charset() {
     let p = setup.start();
     db.exec("INSERT INTO s.t VALUES (1, 'groß', 7, 'grün'), (2, 'x', 8, '€')");
     let events = setup.settled_events(&rx, &db, 2);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "{:?}\n{}",
-        setup.dead_letters(),
-        p.log()
-    );
+    setup.assert_no_dead_letters();
     let one = events.iter().find(|e| e["primary_id"] == 1).expect("row 1");
     assert_eq!(
         one["data"],

@@ -102,7 +102,7 @@ fn every_column_type_arrives_as_the_spec_says() {
     db.exec(&wide_table());
     let rx = Receiver::always(200);
     let setup = Setup::new(&db, "v", &tasks(&rx), "");
-    let p = setup.start();
+    let _p = setup.start();
 
     db.exec(
         "INSERT INTO v.ints VALUES
@@ -169,12 +169,7 @@ fn every_column_type_arrives_as_the_spec_says() {
     db.exec("DELETE FROM v.nokey");
 
     let events = setup.settled_events(&rx, &db, 4 + 4 + 4 + 4 + 3 + 2 + 3 + 3);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "dead letters: {:?}\n{}",
-        setup.dead_letters(),
-        p.log()
-    );
+    setup.assert_no_dead_letters();
 
     // Integers: exact, unsigned maxima never negative, signed minima kept.
     assert_row(
@@ -414,7 +409,7 @@ fn old_format_temporal_columns_keep_their_fraction_digits() {
         rx.url("/old")
     );
     let setup = Setup::new(&db, "v", &tasks, "");
-    let p = setup.start();
+    let _p = setup.start();
     db.exec(
         "SET SESSION sql_mode = ''; SET SESSION time_zone = '+00:00';
          INSERT INTO v.old VALUES
@@ -426,12 +421,7 @@ fn old_format_temporal_columns_keep_their_fraction_digits() {
           '0000-00-00 00:00:00')",
     );
     let events = setup.settled_events(&rx, &db, 2);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "dead letters: {:?}\n{}",
-        setup.dead_letters(),
-        p.log()
-    );
+    setup.assert_no_dead_letters();
     assert_row(
         "old 1",
         &inserted(&events, "old", 1)["data"],

@@ -42,7 +42,7 @@ fn check_values(db: &MariaDb) {
     db.exec(TABLES);
     let rx = Receiver::always(200);
     let setup = Setup::new(db, "m", &tasks(&rx), "");
-    let p = setup.start();
+    let _p = setup.start();
 
     db.exec(&format!(
         "INSERT INTO m.addr VALUES
@@ -58,12 +58,7 @@ fn check_values(db: &MariaDb) {
          UPDATE m.keyed SET n = 3 WHERE u = '{V4}'"
     ));
     let events = setup.settled_events(&rx, &db, 6 + 1 + 1 + 2 + 1);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "dead letters: {:?}\n{}",
-        setup.dead_letters(),
-        p.log()
-    );
+    setup.assert_no_dead_letters();
 
     assert_eq!(
         insert_of(&events, 1),

@@ -503,6 +503,16 @@ impl Setup {
         rx.events()
     }
 
+    /// Fails the test, with the dead letters and the log, when there is one.
+    pub fn assert_no_dead_letters(&self) {
+        let letters = self.dead_letters();
+        assert!(
+            letters.is_empty(),
+            "dead letters: {letters:?}\nlog:\n{}",
+            self.logs()
+        );
+    }
+
     /// Everything the binaries started from this setup wrote to stderr, oldest first.
     pub fn logs(&self) -> String {
         let mut logs: Vec<(usize, PathBuf)> = std::fs::read_dir(self.dir.path())
