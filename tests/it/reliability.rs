@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::harness::writer::{create_table, one_task, purge_until_gone, settle, Writer};
-use crate::harness::{poll_until, wait_until, MariaDb, Receiver, Setup};
+use crate::harness::writer::{create_table, one_task, purge_until_gone, settle, Tally, Writer};
+use crate::harness::{poll_until, wait_until, MariaDb, Pikachu, Receiver, Setup};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PAUSE: Duration = Duration::from_millis(5);
@@ -22,8 +22,9 @@ fn slow_receiver() -> Receiver {
     Receiver::with_policy(|_, _| (200, vec![], Duration::from_millis(8)))
 }
 
-#[test]
-fn kill_9_mid_stream_loses_nothing_and_repeats_with_the_same_id() {
+/// A writer commits the whole time; pikachu, slower than the writer, is stopped by
+/// `stop` mid-stream and started again. Returns the tally and both runs' logs.
+fn stopped_mid_stream_and_restarted(stop: impl FnOnce(&mut Pikachu)) -> (Tally, String) {
     let db = MariaDb::start();
     create_table(&db);
     let rx = slow_receiver();
@@ -31,14 +32,18 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_with_the_same_id() {
     let mut p = setup.start();
     let w = Writer::start(&db, PAUSE);
     w.wait_for_more(50, WAIT);
-    p.kill9();
-    let log1 = p.log();
+    stop(&mut p);
     w.wait_for_more(30, WAIT);
-    let p = setup.start();
+    let _p = setup.start();
     w.wait_for_more(50, WAIT);
     w.stop();
-    let t = settle(&rx, &db, &setup);
-    t.assert_complete_and_ordered(&format!("{log1}\n--- after kill -9 ---\n{}", p.log()));
+    (settle(&rx, &db, &setup), setup.logs())
+}
+
+#[test]
+fn kill_9_mid_stream_loses_nothing_and_repeats_with_the_same_id() {
+    let (t, logs) = stopped_mid_stream_and_restarted(|p| p.kill9());
+    t.assert_complete_and_ordered(&logs);
     eprintln!(
         "kill -9: {} changes, {} envelopes, {} duplicates",
         t.expected, t.received, t.duplicates
@@ -47,27 +52,16 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_with_the_same_id() {
 
 #[test]
 fn sigterm_mid_stream_then_restart_delivers_everything_exactly_once() {
-    let db = MariaDb::start();
-    create_table(&db);
-    let rx = slow_receiver();
-    let setup = Setup::new(&db, "shop", &one_task(&rx), SLOW_DISPATCH);
-    let mut p = setup.start();
-    let w = Writer::start(&db, PAUSE);
-    w.wait_for_more(50, WAIT);
-    p.sigterm();
-    let status = p.wait_exit(WAIT);
-    let log1 = p.log();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "SIGTERM is a clean stop; log:\n{log1}"
-    );
-    w.wait_for_more(30, WAIT);
-    let p = setup.start();
-    w.wait_for_more(50, WAIT);
-    w.stop();
-    let t = settle(&rx, &db, &setup);
-    let logs = format!("{log1}\n--- after SIGTERM ---\n{}", p.log());
+    let (t, logs) = stopped_mid_stream_and_restarted(|p| {
+        p.sigterm();
+        let status = p.wait_exit(WAIT);
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "SIGTERM is a clean stop; log:\n{}",
+            p.log()
+        );
+    });
     t.assert_complete_and_ordered(&logs);
     assert_eq!(
         t.duplicates, 0,
