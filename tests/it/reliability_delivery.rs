@@ -57,6 +57,8 @@ fn rejected_events_are_dead_lettered_other_tasks_flow_and_replay_delivers_them()
     wait_until("task a's 10 dead letters", WAIT, || {
         setup.dead_letters().len() >= 10
     });
+    // Every row read: no letter and no delivery of them is still to come.
+    setup.wait_until_caught_up(&db);
     let letters = setup.dead_letters();
     assert_eq!(letters.len(), 10, "{letters:?}\n{}", p.log());
     for l in &letters {
@@ -258,6 +260,7 @@ fn slow_receiver_with_tiny_queues_pauses_reading_and_loses_nothing() {
         // Samples /health while the rows go through (bounded by the deadline above).
         std::thread::sleep(Duration::from_millis(5));
     }
+    setup.wait_until_caught_up(&db);
     let mut ids: Vec<u64> = rx
         .events()
         .iter()
