@@ -4,14 +4,8 @@
 //! without them (`MINIMAL`, the information_schema fallback). Real BINARY columns of the
 //! same lengths stay base64: the type decides, not the length.
 
-mod common;
-
-use std::time::Duration;
-
-use common::{MariaDb, Receiver, Setup};
+use crate::harness::{MariaDb, Receiver, Setup};
 use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(60);
 
 const TABLES: &str = "\
 CREATE DATABASE m;
@@ -48,7 +42,7 @@ fn check_values(db: &MariaDb) {
     db.exec(TABLES);
     let rx = Receiver::always(200);
     let setup = Setup::new(db, "m", &tasks(&rx), "");
-    let p = setup.start();
+    let _p = setup.start();
 
     db.exec(&format!(
         "INSERT INTO m.addr VALUES
@@ -63,13 +57,8 @@ fn check_values(db: &MariaDb) {
          INSERT INTO m.keyed VALUES ('{V1}', 1), ('{V4}', 2);
          UPDATE m.keyed SET n = 3 WHERE u = '{V4}'"
     ));
-    let events = rx.wait_for_events(6 + 1 + 1 + 2 + 1, WAIT);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "dead letters: {:?}\n{}",
-        setup.dead_letters(),
-        p.log()
-    );
+    let events = setup.settled_events(&rx, &db, 6 + 1 + 1 + 2 + 1);
+    setup.assert_no_dead_letters();
 
     assert_eq!(
         insert_of(&events, 1),

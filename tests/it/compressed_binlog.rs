@@ -2,12 +2,10 @@
 //! events (types 165–171), and pikachu delivers exactly what it delivers for the same
 //! statements without compression, at the compressed events' own positions.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{run_binary, MariaDb, Receiver, Setup};
+use crate::harness::{poll_until, run_binary, task, MariaDb, Receiver, Setup};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -79,35 +77,22 @@ fn run(server_args: &[&str]) -> Run {
          body TEXT)",
     );
     let rx = Receiver::always(200);
-    let tasks = format!(
-        "  - task_id: docs\n    table_name: docs\n    events: [insert, update, delete]\n    callback_url: {}\n",
-        rx.url("/hook")
-    );
-    let setup = Setup::new(&db, "shop", &tasks, "");
+    let setup = Setup::new(&db, "shop", &task("docs", "docs", &rx.url("/hook")), "");
     let p = setup.start();
     for sql in workload() {
         db.exec(&sql);
     }
     let mut events = rx.wait_for_events(CHANGES, WAIT);
     // The checkpoint reaches the end of the binlog: the final standalone ALTER was read
-    // as a transaction boundary.
-    let end: u64 = db.query_strings("SHOW MASTER STATUS")[0][1]
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .expect("SHOW MASTER STATUS position");
-    let deadline = Instant::now() + WAIT;
-    while setup.checkpoint().and_then(|c| c["pos"].as_u64()) != Some(end)
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // as a transaction boundary. Then every row was delivered: none can come twice.
+    let end = db.master_status();
+    setup.checkpoint_reaches(&end, WAIT);
     assert_eq!(
-        setup.checkpoint().and_then(|c| c["pos"].as_u64()),
+        setup.checkpoint_position(),
         Some(end),
         "the checkpoint reaches the end of the binlog; log:\n{}",
         p.log()
     );
-    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         rx.events().len(),
         CHANGES,
@@ -306,16 +291,16 @@ fn compressed_rows_keep_their_ids_across_a_kill_9() {
     let first = rx.events().len();
     let log1 = p.log();
     let p = setup.start();
-    let deadline = Instant::now() + WAIT;
-    let distinct = || {
+    // Every row delivered (asserted below), and nothing more to come.
+    if poll_until(WAIT, || {
         rx.events()
             .iter()
             .map(|e| e["id"].as_str().unwrap_or_default().to_owned())
             .collect::<BTreeSet<_>>()
             .len()
-    };
-    while distinct() < 40 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+            >= 40
+    }) {
+        setup.wait_until_caught_up(&db);
     }
     let events = rx.events();
     assert!(

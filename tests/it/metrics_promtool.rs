@@ -9,14 +9,12 @@
 //! it this test FAILS, so that a CI without promtool cannot pass silently; set
 //! `PIKACHU_SKIP_PROMTOOL=1` to skip it on purpose.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use common::{MariaDb, Receiver, Setup};
+use crate::harness::{MariaDb, Receiver, Setup};
 
 use pikachu::http::render_prometheus;
 use pikachu::stats::{Histogram, StatsData, TaskStats};

@@ -4,21 +4,12 @@
 //! name is never shifted onto another column's value. Also `binlog_row_image=MINIMAL`
 //! and `NOBLOB`: absent columns are absent, not null.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{MariaDb, Receiver, Setup};
+use crate::harness::{MariaDb, Receiver, Setup};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn task(rx: &Receiver, table: &str) -> String {
-    format!(
-        "  - task_id: {table}\n    table_name: {table}\n    events: [insert, update, delete]\n    callback_url: {}\n",
-        rx.url(&format!("/{table}"))
-    )
-}
 
 fn of_table(events: &[Value], table: &str) -> Vec<Value> {
     events
@@ -58,7 +49,7 @@ fn names_from_information_schema(metadata: &str) {
          CREATE TABLE s.nokey (yr YEAR, d DECIMAL(3,1), f FLOAT, x INT UNSIGNED, y VARCHAR(3))",
     );
     let rx = Receiver::always(200);
-    let tasks = [task(&rx, "t"), task(&rx, "pair"), task(&rx, "nokey")].concat();
+    let tasks = rx.task_per_table(&["t", "pair", "nokey"]);
     let setup = Setup::new(&db, "s", &tasks, "");
     let p = setup.start();
 
@@ -128,13 +119,8 @@ fn names_from_information_schema(metadata: &str) {
     db.exec("ALTER TABLE s.t DROP COLUMN name");
     db.exec("UPDATE s.t SET num = 10 WHERE id = 4");
 
-    let events = rx.wait_for_events(4 + 4, WAIT);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "dead letters: {:?}\n{}",
-        setup.dead_letters(),
-        p.log()
-    );
+    let events = setup.settled_events(&rx, &db, 4 + 4);
+    setup.assert_no_dead_letters();
     let t = of_table(&events, "t");
     assert_eq!(t.len(), 6, "{t:?}");
     let by_id = |id: u64| {
@@ -198,7 +184,7 @@ fn rows_older_than_the_table_definition_are_never_shifted() {
     let db = MariaDb::start_with(&["--binlog-row-metadata=MINIMAL"]);
     db.exec("CREATE DATABASE s; CREATE TABLE s.t (id INT PRIMARY KEY, v VARCHAR(5))");
     let rx = Receiver::always(200);
-    let setup = Setup::new(&db, "s", &task(&rx, "t"), "");
+    let setup = Setup::new(&db, "s", &rx.task_per_table(&["t"]), "");
     let mut p = setup.start();
     db.exec("INSERT INTO s.t VALUES (1, 'a')");
     rx.wait_for_events(1, WAIT);
@@ -209,13 +195,8 @@ fn rows_older_than_the_table_definition_are_never_shifted() {
     db.exec("ALTER TABLE s.t ADD COLUMN mid INT AFTER id");
     db.exec("INSERT INTO s.t VALUES (3, 30, 'c')");
     let p = setup.start();
-    let events = rx.wait_for_events(2, WAIT);
-    std::thread::sleep(Duration::from_millis(500));
-    let events = if rx.events().len() > events.len() {
-        rx.events()
-    } else {
-        events
-    };
+    // Row 2 was read before row 3: delivered or dead-lettered by now.
+    let events = setup.settled_events(&rx, &db, 2);
     assert_eq!(events[0]["data"], json!({"id": 1, "v": "a"}));
     assert_eq!(
         events.last().map(|e| e["data"].clone()),
@@ -251,8 +232,8 @@ fn minimal_and_noblob_row_images_leave_absent_columns_out() {
          CREATE TABLE s.nk (a INT, b INT)",
     );
     let rx = Receiver::always(200);
-    let setup = Setup::new(&db, "s", &[task(&rx, "img"), task(&rx, "nk")].concat(), "");
-    let p = setup.start();
+    let setup = Setup::new(&db, "s", &rx.task_per_table(&["img", "nk"]), "");
+    let _p = setup.start();
     db.exec("INSERT INTO s.img VALUES (1, 1, 'w1', 'doc1')");
     db.exec("SET SESSION binlog_row_image = 'MINIMAL'; UPDATE s.img SET v = 2 WHERE id = 1");
     db.exec("SET SESSION binlog_row_image = 'NOBLOB'; UPDATE s.img SET v = 3 WHERE id = 1");
@@ -263,13 +244,8 @@ fn minimal_and_noblob_row_images_leave_absent_columns_out() {
     db.exec("INSERT INTO s.nk VALUES (1, 2)");
     db.exec("SET SESSION binlog_row_image = 'MINIMAL'; UPDATE s.nk SET b = 3");
 
-    let events = rx.wait_for_events(8, WAIT);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "{:?}\n{}",
-        setup.dead_letters(),
-        p.log()
-    );
+    let events = setup.settled_events(&rx, &db, 8);
+    setup.assert_no_dead_letters();
     // One key's changes in commit order; the two keys may interleave.
     let img: Vec<Value> = of_table(&events, "img")
         .into_iter()
@@ -341,7 +317,7 @@ fn non_ascii_names_and_labels_survive_a_latin1_connection_charset() {
            `€uro` INT, farbe ENUM('grün','€') CHARACTER SET latin1)",
     );
     let rx = Receiver::always(200);
-    let setup = Setup::new(&db, "s", &task(&rx, "t"), "");
+    let setup = Setup::new(&db, "s", &rx.task_per_table(&["t"]), "");
     let config = std::fs::read_to_string(setup.config_path()).expect("config");
     std::fs::write(
         setup.config_path(),
@@ -350,13 +326,8 @@ fn non_ascii_names_and_labels_survive_a_latin1_connection_charset() {
     .expect("write config");
     let p = setup.start();
     db.exec("INSERT INTO s.t VALUES (1, 'groß', 7, 'grün'), (2, 'x', 8, '€')");
-    let events = rx.wait_for_events(2, WAIT);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "{:?}\n{}",
-        setup.dead_letters(),
-        p.log()
-    );
+    let events = setup.settled_events(&rx, &db, 2);
+    setup.assert_no_dead_letters();
     let one = events.iter().find(|e| e["primary_id"] == 1).expect("row 1");
     assert_eq!(
         one["data"],

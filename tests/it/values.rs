@@ -2,15 +2,9 @@
 //! written by a real MariaDB (`binlog_row_metadata=FULL`) and read back from the webhook
 //! the real binary sends. Each value is compared exactly, not just for presence.
 
-mod common;
-
-use std::time::Duration;
-
+use crate::harness::{MariaDb, Receiver, Setup};
 use base64::Engine as _;
-use common::{MariaDb, Receiver, Setup};
 use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(60);
 
 const TABLES: &str = "\
 CREATE DATABASE v;
@@ -108,7 +102,7 @@ fn every_column_type_arrives_as_the_spec_says() {
     db.exec(&wide_table());
     let rx = Receiver::always(200);
     let setup = Setup::new(&db, "v", &tasks(&rx), "");
-    let p = setup.start();
+    let _p = setup.start();
 
     db.exec(
         "INSERT INTO v.ints VALUES
@@ -174,13 +168,8 @@ fn every_column_type_arrives_as_the_spec_says() {
     db.exec("UPDATE v.nokey SET y = 'r'");
     db.exec("DELETE FROM v.nokey");
 
-    let events = rx.wait_for_events(4 + 4 + 4 + 4 + 3 + 2 + 3 + 3, WAIT);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "dead letters: {:?}\n{}",
-        setup.dead_letters(),
-        p.log()
-    );
+    let events = setup.settled_events(&rx, &db, 4 + 4 + 4 + 4 + 3 + 2 + 3 + 3);
+    setup.assert_no_dead_letters();
 
     // Integers: exact, unsigned maxima never negative, signed minima kept.
     assert_row(
@@ -420,7 +409,7 @@ fn old_format_temporal_columns_keep_their_fraction_digits() {
         rx.url("/old")
     );
     let setup = Setup::new(&db, "v", &tasks, "");
-    let p = setup.start();
+    let _p = setup.start();
     db.exec(
         "SET SESSION sql_mode = ''; SET SESSION time_zone = '+00:00';
          INSERT INTO v.old VALUES
@@ -431,13 +420,8 @@ fn old_format_temporal_columns_keep_their_fraction_digits() {
           '0000-00-00 00:00:00', '1000-01-01 00:00:00.000001', '0000-00-00 00:00:00',
           '0000-00-00 00:00:00')",
     );
-    let events = rx.wait_for_events(2, WAIT);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "dead letters: {:?}\n{}",
-        setup.dead_letters(),
-        p.log()
-    );
+    let events = setup.settled_events(&rx, &db, 2);
+    setup.assert_no_dead_letters();
     assert_row(
         "old 1",
         &inserted(&events, "old", 1)["data"],

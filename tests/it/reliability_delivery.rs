@@ -3,24 +3,18 @@
 //! queues with a slow receiver, a purged start position, a checkpoint that never runs
 //! ahead of an undelivered event, and the second signal.
 
-mod common;
-#[path = "reliability/mod.rs"]
-mod rel;
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{run_binary, wait_until, MariaDb, Receiver, Setup};
-use rel::{accepted_in_arrival_order, file_pos, purge_until_gone};
+use crate::harness::writer::{accepted_in_arrival_order, purge_until_gone};
+use crate::harness::{
+    position_of, run_binary, task, wait_until, MariaDb, Pikachu, Receiver, Setup,
+};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn task(id: &str, table: &str, url: &str) -> String {
-    format!("  - task_id: {id}\n    table_name: {table}\n    events: [insert, update, delete]\n    callback_url: {url}\n")
-}
 
 /// Accepted envelopes of one path, in arrival order.
 fn accepted_on(rx: &Receiver, path: &str) -> Vec<Value> {
@@ -63,6 +57,8 @@ fn rejected_events_are_dead_lettered_other_tasks_flow_and_replay_delivers_them()
     wait_until("task a's 10 dead letters", WAIT, || {
         setup.dead_letters().len() >= 10
     });
+    // Every row read: no letter and no delivery of them is still to come.
+    setup.wait_until_caught_up(&db);
     let letters = setup.dead_letters();
     assert_eq!(letters.len(), 10, "{letters:?}\n{}", p.log());
     for l in &letters {
@@ -168,8 +164,7 @@ fn per_key_order_holds_over_eight_workers_also_across_a_primary_key_change() {
     }
     // 3 inserts, 3×40 updates, the key change, 3×29 updates, 1 delete.
     let total = 3 + 120 + 1 + 87 + 1;
-    rx.wait_for_events(total, WAIT);
-    std::thread::sleep(Duration::from_millis(300));
+    setup.settled_events(&rx, &db, total);
     let events = accepted_in_arrival_order(&rx);
     assert_eq!(
         events.len(),
@@ -262,8 +257,10 @@ fn slow_receiver_with_tiny_queues_pauses_reading_and_loses_nothing() {
             max_depth = max_depth.max(h["event_queue_size"].as_u64().expect("event_queue_size"));
             samples += 1;
         }
+        // Samples /health while the rows go through (bounded by the deadline above).
         std::thread::sleep(Duration::from_millis(5));
     }
+    setup.wait_until_caught_up(&db);
     let mut ids: Vec<u64> = rx
         .events()
         .iter()
@@ -320,14 +317,12 @@ fn a_purged_checkpoint_stops_with_exit_3_and_says_what_to_do() {
     p.sigterm();
     assert_eq!(p.wait_exit(WAIT).code(), Some(0));
     let saved = setup.checkpoint().expect("a checkpoint after a clean stop");
-    let (saved_file, _) = file_pos(&saved);
+    let (saved_file, _) = position_of(&saved);
 
     db.exec("FLUSH BINARY LOGS");
     db.exec("INSERT INTO shop.t VALUES (2, 2)"); // an event that would be skipped
     db.exec("FLUSH BINARY LOGS");
-    let current = db.query_strings("SHOW MASTER STATUS")[0][0]
-        .clone()
-        .expect("current binlog");
+    let (current, _) = db.master_status();
     purge_until_gone(&db, &current, &saved_file);
 
     let (code, out, err) = run_binary(
@@ -349,6 +344,21 @@ fn a_purged_checkpoint_stops_with_exit_3_and_says_what_to_do() {
         "the checkpoint is left as it was"
     );
     assert_eq!(rx.events().len(), 1, "nothing after the gap was delivered");
+}
+
+/// Inserts the running daemon counts as delivered (`/metrics`).
+fn delivered_inserts(p: &Pikachu) -> u64 {
+    p.metrics()["tasks"][0]["events_delivered"]["insert"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// How often the receiver refused key 1.
+fn refusals_of_key_1(rx: &Receiver) -> usize {
+    rx.requests()
+        .iter()
+        .filter(|r| r.status == 503 && r.body["data"]["id"] == 1)
+        .count()
 }
 
 #[test]
@@ -390,26 +400,34 @@ fn checkpoint_never_passes_an_undelivered_event_also_across_kill_9() {
         .into_iter()
         .find(|e| e["data"]["id"] == 1)
         .expect("key 1 was attempted");
-    let stuck_at = file_pos(&refused["position"]);
+    let stuck_at = position_of(&refused["position"]);
     let fifth = rx
         .events()
         .into_iter()
         .find(|e| e["data"]["id"] == 5)
         .expect("key 5");
-    let before_stuck = file_pos(&fifth["position"]);
+    let before_stuck = position_of(&fifth["position"]);
     let furthest = rx
         .events()
         .iter()
-        .map(|e| file_pos(&e["position"]))
+        .map(|e| position_of(&e["position"]))
         .max()
         .expect("events");
     assert!(
         furthest > stuck_at,
         "events after the stuck one were delivered"
     );
-    // A few flush intervals with everything after key 1 delivered.
-    std::thread::sleep(Duration::from_millis(1000));
-    let cp = file_pos(&setup.checkpoint().expect("checkpoint"));
+    // Every change but key 1's acknowledged, and the checkpoint saved up to key 1's: it
+    // can move no further while key 1 is refused.
+    wait_until("the workers to count 29 deliveries", WAIT, || {
+        delivered_inserts(&p) >= 29
+    });
+    wait_until("the checkpoint to move up to the stuck event", WAIT, || {
+        setup
+            .checkpoint_position()
+            .is_some_and(|cp| cp > before_stuck)
+    });
+    let cp = setup.checkpoint_position().expect("checkpoint");
     assert!(
         cp <= stuck_at,
         "checkpoint {cp:?} passed the undelivered event at {stuck_at:?}"
@@ -420,10 +438,18 @@ fn checkpoint_never_passes_an_undelivered_event_also_across_kill_9() {
     );
 
     p.kill9();
+    let refused_before = refusals_of_key_1(&rx);
     let p = setup.start();
-    std::thread::sleep(Duration::from_millis(500));
+    // After the restart: everything after the checkpoint is read again, the changes after
+    // key 1's delivered again (25 of them), key 1 refused again.
+    wait_until("the changes after key 1 delivered again", WAIT, || {
+        delivered_inserts(&p) >= 25
+    });
+    wait_until("key 1 refused again after the restart", WAIT, || {
+        refusals_of_key_1(&rx) > refused_before
+    });
     assert_eq!(
-        file_pos(&setup.checkpoint().expect("checkpoint")),
+        position_of(&setup.checkpoint().expect("checkpoint")),
         cp,
         "still held back after the restart"
     );
@@ -440,9 +466,11 @@ fn checkpoint_never_passes_an_undelivered_event_also_across_kill_9() {
         ok["id"], refused["id"],
         "the same id on every attempt and after the restart"
     );
-    assert_eq!(file_pos(&ok["position"]), stuck_at);
+    assert_eq!(position_of(&ok["position"]), stuck_at);
     wait_until("the checkpoint to pass the delivered event", WAIT, || {
-        setup.checkpoint().is_some_and(|c| file_pos(&c) > stuck_at)
+        setup
+            .checkpoint()
+            .is_some_and(|c| position_of(&c) > stuck_at)
     });
     let mut ids = delivered(&rx);
     ids.sort();
@@ -463,6 +491,7 @@ fn a_second_signal_exits_at_once_with_130_and_a_valid_checkpoint() {
         a.fetch_add(1, Ordering::SeqCst);
         if h.load(Ordering::SeqCst) {
             // Hangs until the test lets go; the request pikachu sent is long gone then.
+            // (A receiver held on purpose: the test waits on pikachu's log, not on this.)
             while h.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -483,7 +512,8 @@ fn a_second_signal_exits_at_once_with_130_and_a_valid_checkpoint() {
         arrived.load(Ordering::SeqCst) >= 1
     });
     p.sigterm();
-    std::thread::sleep(Duration::from_millis(500));
+    // The first signal stopped reading and left the hanging delivery to finish.
+    p.wait_for_log("reading stopped", WAIT);
     assert!(
         alive(p.pid()),
         "after the first signal it still waits for the delivery; log:\n{}",
@@ -530,6 +560,7 @@ fn sigterm_with_a_receiver_down_or_hanging_gives_up_at_the_deadline_and_exits_0(
         }
         a.fetch_add(1, Ordering::SeqCst);
         if req.body["data"]["id"] == 1 {
+            // Held on purpose; the test waits on pikachu's log, not on this.
             while d.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -540,10 +571,11 @@ fn sigterm_with_a_receiver_down_or_hanging_gives_up_at_the_deadline_and_exits_0(
         &db,
         "shop",
         &task("t", "t", &rx.url("/t")),
-        "dispatcher:\n  worker_count: 2\n  queue_size: 2\n  timeout: 120s\n  max_retries: -1\n  retry_base_delay: 20ms\n  retry_max_delay: 100ms\n  shutdown_timeout: 1s\n",
+        "dispatcher:\n  worker_count: 2\n  queue_size: 2\n  timeout: 120s\n  max_retries: -1\n  retry_base_delay: 20ms\n  retry_max_delay: 100ms\n  shutdown_timeout: 1s\n\
+         monitor:\n  event_queue_timeout: 100ms\n  flush_interval: 200ms\n  heartbeat_period: 500ms\n",
     );
     let mut p = setup.start();
-    let start = file_pos(&setup.checkpoint().expect("checkpoint at start"));
+    let start = position_of(&setup.checkpoint().expect("checkpoint at start"));
     for id in 1..=12 {
         // Enough rows to fill the queues, so that the reader is blocked too.
         db.exec(&format!("INSERT INTO shop.t VALUES ({id}, 0)"));
@@ -551,7 +583,9 @@ fn sigterm_with_a_receiver_down_or_hanging_gives_up_at_the_deadline_and_exits_0(
     wait_until("key 1 to reach the receiver", WAIT, || {
         arrived.load(Ordering::SeqCst) >= 1
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // The queues are full and the reader waits for room (it says so after
+    // event_queue_timeout): the signal comes while it is blocked.
+    p.wait_for_log("reading the binlog is paused", WAIT);
     p.sigterm();
     let status = p.wait_exit(Duration::from_secs(20));
     let log = p.log();
@@ -565,7 +599,7 @@ fn sigterm_with_a_receiver_down_or_hanging_gives_up_at_the_deadline_and_exits_0(
         "the log says deliveries were given up:\n{log}"
     );
     assert_eq!(
-        file_pos(&setup.checkpoint().expect("checkpoint")),
+        position_of(&setup.checkpoint().expect("checkpoint")),
         start,
         "nothing was delivered, nothing passed"
     );

@@ -1,18 +1,17 @@
 //! Shared parts of the reliability tests: a writer that keeps committing small
 //! transactions while the test does damage, the database's own record of what was
 //! committed, and a checker that counts lost, duplicated and reordered deliveries.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mysql::prelude::Queryable;
 use serde_json::Value;
 
-use crate::common::{MariaDb, Receiver};
+use super::{poll_until, task, wait_until, MariaDb, Receiver, Setup, CAUGHT_UP};
 
 /// Keys 1..=HOT are updated by every writer transaction in turn; inserted rows start
 /// at `FIRST_ROW`.
@@ -31,10 +30,7 @@ pub fn create_table(db: &MariaDb) {
 }
 
 pub fn one_task(rx: &Receiver) -> String {
-    format!(
-        "  - task_id: t\n    table_name: t\n    events: [insert, update, delete]\n    callback_url: {}\n",
-        rx.url("/hook")
-    )
+    task("t", "t", &rx.url("/hook"))
 }
 
 fn connect(port: u16) -> Option<mysql::Conn> {
@@ -73,6 +69,7 @@ impl Writer {
                 let Some(c) = conn.as_mut() else {
                     conn = connect(port);
                     if conn.is_none() {
+                        // The database is down on purpose: try again a little later.
                         std::thread::sleep(Duration::from_millis(100));
                     }
                     continue;
@@ -96,6 +93,8 @@ impl Writer {
                 }
                 d.fetch_add(1, Ordering::SeqCst);
                 if !pause.is_zero() {
+                    // Paces the writer; what is checked is read from the database at
+                    // the end, so the pace never decides an outcome.
                     std::thread::sleep(pause);
                 }
             }
@@ -115,14 +114,11 @@ impl Writer {
     /// Waits until at least `n` more transactions were committed.
     pub fn wait_for_more(&self, n: u64, timeout: Duration) {
         let target = self.committed() + n;
-        let deadline = Instant::now() + timeout;
-        while self.committed() < target {
-            assert!(
-                Instant::now() < deadline,
-                "the writer committed fewer than {n} transactions in {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(
+            &format!("the writer to commit {n} more transactions"),
+            timeout,
+            || self.committed() >= target,
+        );
     }
 
     pub fn stop(mut self) {
@@ -272,46 +268,33 @@ impl Tally {
     }
 }
 
-/// Waits until every committed change has been accepted (or `timeout`), then a little
-/// longer for anything that should not come; returns the final tally.
-pub fn settle(rx: &Receiver, db: &MariaDb, timeout: Duration) -> Tally {
+/// After the writer stopped: waits until pikachu's checkpoint has passed the last
+/// committed transaction (so every change was delivered or dead-lettered, and
+/// repeats of them are over too), then tallies what the receiver accepted. A checkpoint
+/// that never gets there is counted as `wrong`, next to what was lost.
+pub fn settle(rx: &Receiver, db: &MariaDb, setup: &Setup) -> Tally {
     let committed = committed_transactions(db);
-    let deadline = Instant::now() + timeout;
-    loop {
-        let t = Tally::of(&accepted_in_arrival_order(rx), &committed);
-        if t.lost.is_empty() || Instant::now() > deadline {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let end = db.last_commit();
+    let caught_up = setup.checkpoint_reaches(&end, CAUGHT_UP);
+    let mut t = Tally::of(&accepted_in_arrival_order(rx), &committed);
+    if !caught_up {
+        t.wrong.push(format!(
+            "the checkpoint never reached {end:?} within {CAUGHT_UP:?}: it is at {:?}",
+            setup.checkpoint_position()
+        ));
     }
-    std::thread::sleep(Duration::from_millis(500));
-    Tally::of(&accepted_in_arrival_order(rx), &committed)
-}
-
-/// The `(file, pos)` of a checkpoint or an envelope's `position`, comparable in binlog
-/// order (file names have a fixed-width number).
-pub fn file_pos(v: &Value) -> (String, u64) {
-    (
-        v["file"].as_str().expect("file").to_owned(),
-        v["pos"].as_u64().expect("pos"),
-    )
+    t
 }
 
 /// `PURGE BINARY LOGS TO current` until `gone` is no longer on the server: MariaDB keeps
 /// a file until its binlog checkpoint has moved on, which happens in the background
 /// shortly after a rotation or a restart.
 pub fn purge_until_gone(db: &MariaDb, current: &str, gone: &str) {
-    for _ in 0..100 {
+    let purged = poll_until(Duration::from_secs(30), || {
         db.exec(&format!("PURGE BINARY LOGS TO '{current}'"));
-        let logs: Vec<String> = db
-            .query_strings("SHOW BINARY LOGS")
-            .into_iter()
-            .filter_map(|r| r[0].clone())
-            .collect();
-        if !logs.iter().any(|l| l == gone) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{gone} could not be purged");
+        !db.query_strings("SHOW BINARY LOGS")
+            .iter()
+            .any(|r| r[0].as_deref() == Some(gone))
+    });
+    assert!(purged, "{gone} could not be purged");
 }

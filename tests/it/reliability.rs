@@ -3,16 +3,13 @@
 //! killed, stopped, or the server restarted or its binlog rotated under it. Every test
 //! counts lost, duplicated and reordered changes against what the database committed.
 
-mod common;
-#[path = "reliability/mod.rs"]
-mod rel;
-
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{MariaDb, Receiver, Setup};
-use rel::{create_table, one_task, settle, Writer};
+use crate::harness::writer::{create_table, one_task, purge_until_gone, settle, Tally, Writer};
+use crate::harness::{poll_until, wait_until, MariaDb, Pikachu, Receiver, Setup};
 
 const WAIT: Duration = Duration::from_secs(30);
 const PAUSE: Duration = Duration::from_millis(5);
@@ -25,8 +22,9 @@ fn slow_receiver() -> Receiver {
     Receiver::with_policy(|_, _| (200, vec![], Duration::from_millis(8)))
 }
 
-#[test]
-fn kill_9_mid_stream_loses_nothing_and_repeats_with_the_same_id() {
+/// A writer commits the whole time; pikachu, slower than the writer, is stopped by
+/// `stop` mid-stream and started again. Returns the tally and both runs' logs.
+fn stopped_mid_stream_and_restarted(stop: impl FnOnce(&mut Pikachu)) -> (Tally, String) {
     let db = MariaDb::start();
     create_table(&db);
     let rx = slow_receiver();
@@ -34,14 +32,18 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_with_the_same_id() {
     let mut p = setup.start();
     let w = Writer::start(&db, PAUSE);
     w.wait_for_more(50, WAIT);
-    p.kill9();
-    let log1 = p.log();
+    stop(&mut p);
     w.wait_for_more(30, WAIT);
-    let p = setup.start();
+    let _p = setup.start();
     w.wait_for_more(50, WAIT);
     w.stop();
-    let t = settle(&rx, &db, WAIT);
-    t.assert_complete_and_ordered(&format!("{log1}\n--- after kill -9 ---\n{}", p.log()));
+    (settle(&rx, &db, &setup), setup.logs())
+}
+
+#[test]
+fn kill_9_mid_stream_loses_nothing_and_repeats_with_the_same_id() {
+    let (t, logs) = stopped_mid_stream_and_restarted(|p| p.kill9());
+    t.assert_complete_and_ordered(&logs);
     eprintln!(
         "kill -9: {} changes, {} envelopes, {} duplicates",
         t.expected, t.received, t.duplicates
@@ -50,27 +52,16 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_with_the_same_id() {
 
 #[test]
 fn sigterm_mid_stream_then_restart_delivers_everything_exactly_once() {
-    let db = MariaDb::start();
-    create_table(&db);
-    let rx = slow_receiver();
-    let setup = Setup::new(&db, "shop", &one_task(&rx), SLOW_DISPATCH);
-    let mut p = setup.start();
-    let w = Writer::start(&db, PAUSE);
-    w.wait_for_more(50, WAIT);
-    p.sigterm();
-    let status = p.wait_exit(WAIT);
-    let log1 = p.log();
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "SIGTERM is a clean stop; log:\n{log1}"
-    );
-    w.wait_for_more(30, WAIT);
-    let p = setup.start();
-    w.wait_for_more(50, WAIT);
-    w.stop();
-    let t = settle(&rx, &db, WAIT);
-    let logs = format!("{log1}\n--- after SIGTERM ---\n{}", p.log());
+    let (t, logs) = stopped_mid_stream_and_restarted(|p| {
+        p.sigterm();
+        let status = p.wait_exit(WAIT);
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "SIGTERM is a clean stop; log:\n{}",
+            p.log()
+        );
+    });
     t.assert_complete_and_ordered(&logs);
     assert_eq!(
         t.duplicates, 0,
@@ -98,7 +89,7 @@ fn mariadb_restart_mid_stream_reports_down_then_delivers_everything() {
     p.wait_until_healthy(WAIT);
     w.wait_for_more(50, WAIT);
     w.stop();
-    let t = settle(&rx, &db, WAIT);
+    let t = settle(&rx, &db, &setup);
     t.assert_complete_and_ordered(&p.log());
     assert!(
         p.log().contains("binlog connection lost"),
@@ -126,7 +117,7 @@ fn flush_binary_logs_mid_stream_loses_and_reorders_nothing() {
     }
     w.wait_for_more(20, WAIT);
     w.stop();
-    let t = settle(&rx, &db, WAIT);
+    let t = settle(&rx, &db, &setup);
     let logs = p.log();
     assert!(
         db.query_strings("SHOW BINARY LOGS").len() >= before + 12,
@@ -161,11 +152,26 @@ fn receiver_503_for_a_while_then_200_delivers_everything_and_dead_letters_nothin
     let p = setup.start();
     let w = Writer::start(&db, PAUSE);
     w.wait_for_more(40, WAIT);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Refused for a while: until the receiver has turned down many requests, retries
+    // (an id seen again) among them.
+    wait_until(
+        "the receiver to refuse 30 requests, retries among them",
+        WAIT,
+        || {
+            let refused: Vec<String> = rx
+                .requests()
+                .iter()
+                .filter(|r| r.status == 503)
+                .filter_map(|r| r.headers.get("x-pikachu-event-id").cloned())
+                .collect();
+            let distinct: BTreeSet<&String> = refused.iter().collect();
+            refused.len() >= 30 && distinct.len() < refused.len()
+        },
+    );
     failing.store(false, Ordering::SeqCst);
     w.wait_for_more(40, WAIT);
     w.stop();
-    let t = settle(&rx, &db, WAIT);
+    let t = settle(&rx, &db, &setup);
     let logs = p.log();
     assert!(
         rx.requests().iter().any(|r| r.status == 503),
@@ -190,19 +196,14 @@ fn after_a_server_restart_the_checkpoint_moves_to_the_new_binlog_even_when_idle(
     rx.wait_for_events(1, WAIT);
     db.restart();
     p.wait_until_healthy(WAIT);
-    let current = db.query_strings("SHOW MASTER STATUS")[0][0]
-        .clone()
-        .expect("current binlog");
+    let (current, _) = db.master_status();
     // No write after the restart: only the server's own events are in the new file.
-    let follows = || {
+    // Waited for here, asserted below after the clean stop.
+    poll_until(WAIT, || {
         setup
             .checkpoint()
             .is_some_and(|c| c["file"] == current.as_str())
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !follows() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
     p.sigterm();
     assert_eq!(p.wait_exit(WAIT).code(), Some(0));
     let cp = setup.checkpoint().expect("checkpoint");
@@ -218,10 +219,11 @@ fn after_a_server_restart_the_checkpoint_moves_to_the_new_binlog_even_when_idle(
         .expect("file")
         .to_owned();
     assert_ne!(old_file, current);
-    rel::purge_until_gone(&db, &current, &old_file);
+    purge_until_gone(&db, &current, &old_file);
     let p = setup.start();
     db.exec("INSERT INTO shop.t VALUES (2001, 1)");
     rx.wait_for_events(2, WAIT);
+    setup.wait_until_caught_up(&db);
     assert_eq!(rx.events().len(), 2, "nothing repeated; log:\n{}", p.log());
 }
 
@@ -258,7 +260,7 @@ fn a_frozen_server_counts_as_lost_and_reading_resumes_when_it_wakes() {
     p.wait_until_healthy(WAIT);
     w.wait_for_more(30, WAIT);
     w.stop();
-    let t = settle(&rx, &db, WAIT);
+    let t = settle(&rx, &db, &setup);
     t.assert_complete_and_ordered(&p.log());
     assert!(
         p.log().contains("binlog connection lost"),

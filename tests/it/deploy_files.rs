@@ -5,12 +5,10 @@
 //! variables and secrets point at what that configuration says. Docker and Kubernetes
 //! are not needed: a mismatch here is a deployment that would fail at its first start.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{binary, repo_root, run_binary, TempDir};
+use crate::harness::{binary, repo_root, run_binary, TempDir};
 use pikachu::config::{self, Config};
 use serde_yaml::Value;
 

@@ -2,11 +2,12 @@
 //! show, environment overrides, `start_from`, stable ids across a rewound checkpoint,
 //! where tasks come from, and the HTTP endpoints of the running daemon.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{run_binary, wait_until, MariaDb, Pikachu, Receiver, Setup, SpawnOptions, TempDir};
+use crate::harness::{
+    poll_until, run_binary, task, wait_until, MariaDb, Pikachu, Receiver, Setup, SpawnOptions,
+    TempDir,
+};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -14,10 +15,6 @@ const PASSWORD: &str = "Pw-7f3e9a1c-never-shown";
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// The key inside SECRET: leaking it is as bad as leaking the whole secret.
 const SECRET_KEY: &str = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-fn task(id: &str, table: &str, url: &str) -> String {
-    format!("  - task_id: {id}\n    table_name: {table}\n    events: [insert, update, delete]\n    callback_url: \"{url}\"\n")
-}
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -287,7 +284,7 @@ fn batches_hold_up_to_batch_size_envelopes_of_one_task_in_commit_order() {
         "BEGIN; INSERT INTO shop.items VALUES {}; INSERT INTO shop.notes VALUES (1), (2); COMMIT",
         values.join(", ")
     ));
-    rx.wait_for_events(14, WAIT);
+    setup.settled_events(&rx, &db, 14);
     let key = pikachu::signature::SigningKey::parse(SECRET).expect("key");
     let reqs = rx.requests();
     let mut item_sizes = Vec::new();
@@ -350,6 +347,7 @@ fn batches_hold_up_to_batch_size_envelopes_of_one_task_in_commit_order() {
     db.exec("INSERT INTO shop.items VALUES (13, 13)");
     rx.wait_for_events(1, WAIT);
     let waited = before.elapsed();
+    setup.wait_until_caught_up(&db);
     let reqs = rx.requests();
     assert_eq!(reqs.len(), 1);
     let batch = reqs[0].body.as_array().expect("an array of one");
@@ -365,22 +363,12 @@ fn batches_hold_up_to_batch_size_envelopes_of_one_task_in_commit_order() {
 
 // --- 4: start_from -------------------------------------------------------------------------
 
-fn master_status(db: &MariaDb) -> (String, u64) {
-    let rows = db.query_strings("SHOW MASTER STATUS");
-    let file = rows[0][0].clone().expect("binlog file");
-    let pos = rows[0][1]
-        .as_deref()
-        .and_then(|p| p.parse().ok())
-        .expect("binlog position");
-    (file, pos)
-}
-
 #[test]
 fn start_from_earliest_latest_and_a_position_apply_only_without_a_checkpoint() {
     let db = MariaDb::start();
     db.exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)");
     db.exec("INSERT INTO shop.t VALUES (1)");
-    let (file, pos) = master_status(&db);
+    let (file, pos) = db.master_status();
     db.exec("INSERT INTO shop.t VALUES (2)");
     // A receiver per daemon (see the tasks test: tiny_http and keep-alive connections).
     let setup = |name: &str, start_from: &str| {
@@ -412,11 +400,11 @@ fn start_from_earliest_latest_and_a_position_apply_only_without_a_checkpoint() {
     let running: Vec<Pikachu> = all.iter().map(|((s, _), _)| s.start()).collect();
     db.exec("INSERT INTO shop.t VALUES (4)");
 
-    for ((_, rx), rows) in &all {
+    for ((setup, rx), rows) in &all {
         rx.wait_for_events(rows.len(), WAIT);
+        // Row 4 read and everything before it: a wrongly delivered extra row is in.
+        setup.wait_until_caught_up(&db);
     }
-    // Time for a wrongly delivered extra row to show up.
-    std::thread::sleep(Duration::from_millis(500));
     for (((setup, rx), rows), p) in all.iter().zip(&running) {
         let mut got: Vec<i64> = rx
             .events()
@@ -471,7 +459,7 @@ fn a_change_delivered_again_from_an_older_checkpoint_keeps_its_id_and_webhook_id
     );
 
     let key = pikachu::signature::SigningKey::parse(SECRET).expect("key");
-    let by_id = |reqs: &[common::Received]| {
+    let by_id = |reqs: &[crate::harness::Received]| {
         let mut v: Vec<(String, String, Value)> = reqs
             .iter()
             .map(|r| {
@@ -594,15 +582,14 @@ fn tasks_come_from_tasks_yaml_the_tasks_flag_or_env_and_the_config_from_every_go
         paths.sort();
         paths
     };
-    let deadline = Instant::now() + WAIT;
-    while paths().len() < 5 {
-        if Instant::now() > deadline {
-            let logs: Vec<String> = running.iter().map(Pikachu::log).collect();
-            panic!("got only {:?}; logs:\n{}", paths(), logs.join("\n-----\n"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if !poll_until(WAIT, || paths().len() >= 5) {
+        let logs: Vec<String> = running.iter().map(Pikachu::log).collect();
+        panic!("got only {:?}; logs:\n{}", paths(), logs.join("\n-----\n"));
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Each daemon read the row: a task that should not have taken it would have by now.
+    for setup in [&beside, &flag, &env_tasks, &config_env, &equals] {
+        setup.wait_until_caught_up(&db);
+    }
     let paths = paths();
     assert_eq!(
         paths,

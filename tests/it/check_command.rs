@@ -2,9 +2,7 @@
 //! with the fix, and the exit status an operator's script can rely on (0 all good,
 //! 2 bad configuration, 3 database not usable).
 
-mod common;
-
-use common::{free_port, run_binary, MariaDb, Receiver, Setup, TempDir};
+use crate::harness::{free_port, run_binary, MariaDb, Receiver, Setup, TempDir};
 
 fn tasks(receiver: &Receiver, table: &str) -> String {
     format!(

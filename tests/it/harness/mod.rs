@@ -1,12 +1,13 @@
-//! Shared integration-test harness: a real MariaDB started through the project's own
+//! The integration-test harness: a real MariaDB started through the project's own
 //! `scripts/mariadb.sh`, a real webhook receiver on loopback, and the real `pikachu`
 //! binary as a child process.
-#![allow(dead_code)]
+
+pub mod writer;
 
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,12 +21,35 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A port nobody listens on right now.
+/// Ports handed out by `free_port` in this process.
+static PORTS: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+/// A port nobody listens on right now, and never handed out before in this process:
+/// the tests run in parallel threads, and a port the kernel hands out again before the
+/// first taker bound it would put two servers on one port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
+    let mut taken = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free port on 127.0.0.1");
+        if !taken.contains(&port) {
+            taken.push(port);
+            return port;
+        }
+    }
+}
+
+/// A binlog position, `(file, pos)`: ordered as the binlog is, since file names have a
+/// fixed-width number.
+pub type Position = (String, u64);
+
+/// tasks.yaml entry `id` taking every event of `table` and posting to `url`.
+pub fn task(id: &str, table: &str, url: &str) -> String {
+    format!(
+        "  - task_id: {id}\n    table_name: {table}\n    events: [insert, update, delete]\n    callback_url: \"{url}\"\n"
+    )
 }
 
 /// A directory removed on drop.
@@ -156,6 +180,39 @@ impl MariaDb {
             .collect()
     }
 
+    /// `SHOW MASTER STATUS`: where the server writes next.
+    pub fn master_status(&self) -> Position {
+        let rows = self.query_strings("SHOW MASTER STATUS");
+        let file = rows[0][0].clone().expect("binlog file");
+        let pos = rows[0][1]
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .expect("binlog position");
+        (file, pos)
+    }
+
+    /// The end of the last transaction in the binlog: once pikachu's checkpoint is
+    /// there, every change committed so far is delivered or dead-lettered. Not simply
+    /// `SHOW MASTER STATUS`: after a rotation or a restart the server writes events of
+    /// its own (`Binlog_checkpoint`) that are no transaction boundary, and the
+    /// checkpoint only ever stops at one. A file without a transaction yet: its start.
+    pub fn last_commit(&self) -> Position {
+        let (file, _) = self.master_status();
+        // Log_name, Pos, Event_type, Server_id, End_log_pos, Info
+        let end = self
+            .query_strings(&format!("SHOW BINLOG EVENTS IN '{file}'"))
+            .into_iter()
+            .filter(|r| {
+                let kind = r[2].as_deref().unwrap_or("");
+                let info = r[5].as_deref().unwrap_or("");
+                kind == "Xid" || (kind.starts_with("Query") && !info.starts_with("BEGIN"))
+            })
+            .filter_map(|r| r[4].as_deref().and_then(|p| p.parse().ok()))
+            .last()
+            .unwrap_or(4);
+        (file, end)
+    }
+
     pub fn stop(&self) {
         self.run_script("stop");
     }
@@ -167,24 +224,6 @@ impl MariaDb {
     pub fn restart(&self) {
         self.stop();
         self.start_again();
-    }
-
-    /// Kills the server without a clean shutdown.
-    pub fn kill9(&self) {
-        if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Command::new("kill")
-                .args(["-0", &pid])
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-                && Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
     }
 }
 
@@ -269,6 +308,8 @@ impl Receiver {
                     };
                     let (status, extra, delay) = policy(n, &rec);
                     if !delay.is_zero() {
+                        // A slow receiver on purpose: pikachu waits for the answer
+                        // (it is no time limit on the test, which waits for facts).
                         std::thread::sleep(delay);
                     }
                     rec.status = status;
@@ -300,12 +341,7 @@ impl Receiver {
     pub fn task_per_table(&self, tables: &[&str]) -> String {
         tables
             .iter()
-            .map(|t| {
-                format!(
-                    "  - task_id: {t}\n    table_name: {t}\n    events: [insert, update, delete]\n    callback_url: {}\n",
-                    self.url(&format!("/{t}"))
-                )
-            })
+            .map(|t| task(t, t, &self.url(&format!("/{t}"))))
             .collect()
     }
 
@@ -329,22 +365,16 @@ impl Receiver {
 
     /// Waits until at least `n` envelopes were accepted; panics listing what arrived.
     pub fn wait_for_events(&self, n: usize, timeout: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let ev = self.events();
-            if ev.len() >= n {
-                return ev;
-            }
-            if Instant::now() > deadline {
-                let ids: Vec<String> = ev.iter().map(|e| e["id"].to_string()).collect();
-                panic!(
-                    "expected {n} events within {timeout:?}, got {}: {}",
-                    ev.len(),
-                    ids.join(", ")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if poll_until(timeout, || self.events().len() >= n) {
+            return self.events();
         }
+        let ev = self.events();
+        let ids: Vec<String> = ev.iter().map(|e| e["id"].to_string()).collect();
+        panic!(
+            "expected {n} events within {timeout:?}, got {}: {}",
+            ev.len(),
+            ids.join(", ")
+        );
     }
 
     pub fn clear(&self) {
@@ -435,6 +465,75 @@ impl Setup {
         std::fs::read_to_string(self.data_dir().join("checkpoint.json"))
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
+    }
+
+    /// The checkpoint file's `(file, pos)`.
+    pub fn checkpoint_position(&self) -> Option<Position> {
+        self.checkpoint().map(|c| position_of(&c))
+    }
+
+    /// Waits until the checkpoint file is at `at` or after it; false after `timeout`.
+    pub fn checkpoint_reaches(&self, at: &Position, timeout: Duration) -> bool {
+        poll_until(timeout, || {
+            self.checkpoint_position().is_some_and(|cp| &cp >= at)
+        })
+    }
+
+    /// Waits until the checkpoint file has passed every transaction committed so far:
+    /// then each of their changes was delivered (the receiver recorded the request
+    /// before answering it) or dead-lettered, and nothing about them is still to come.
+    /// This is how a test knows that something did not happen.
+    pub fn wait_until_caught_up(&self, db: &MariaDb) {
+        let at = db.last_commit();
+        if !self.checkpoint_reaches(&at, CAUGHT_UP) {
+            panic!(
+                "the checkpoint never reached {at:?} within {CAUGHT_UP:?}: it is at {:?}; log:\n{}",
+                self.checkpoint_position(),
+                self.logs()
+            );
+        }
+    }
+
+    /// Waits for `n` envelopes accepted by `rx`, then until the checkpoint has passed
+    /// every commit so far; returns every accepted envelope: the whole list, with
+    /// nothing of those commits still to come.
+    pub fn settled_events(&self, rx: &Receiver, db: &MariaDb, n: usize) -> Vec<Value> {
+        rx.wait_for_events(n, CAUGHT_UP);
+        self.wait_until_caught_up(db);
+        rx.events()
+    }
+
+    /// Fails the test, with the dead letters and the log, when there is one.
+    pub fn assert_no_dead_letters(&self) {
+        let letters = self.dead_letters();
+        assert!(
+            letters.is_empty(),
+            "dead letters: {letters:?}\nlog:\n{}",
+            self.logs()
+        );
+    }
+
+    /// Everything the binaries started from this setup wrote to stderr, oldest first.
+    pub fn logs(&self) -> String {
+        let mut logs: Vec<(usize, PathBuf)> = std::fs::read_dir(self.dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let n = name
+                    .strip_prefix("pikachu-")?
+                    .strip_suffix(".log")?
+                    .parse()
+                    .ok()?;
+                Some((n, e.path()))
+            })
+            .collect();
+        logs.sort();
+        logs.iter()
+            .map(|(_, p)| std::fs::read_to_string(p).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n--- next start ---\n")
     }
 
     pub fn start(&self) -> Pikachu {
@@ -559,16 +658,24 @@ impl Pikachu {
     }
 
     pub fn health(&self) -> Option<(u16, Value)> {
+        self.get_json(&self.health_path)
+    }
+
+    /// `/metrics-json` (`Null` when it does not answer).
+    pub fn metrics(&self) -> Value {
+        self.get_json("/metrics-json")
+            .map(|(_, v)| v)
+            .unwrap_or(Value::Null)
+    }
+
+    fn get_json(&self, path: &str) -> Option<(u16, Value)> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(2)))
             .build()
             .into();
         let mut resp = agent
-            .get(&format!(
-                "http://127.0.0.1:{}{}",
-                self.health_port, self.health_path
-            ))
+            .get(&format!("http://127.0.0.1:{}{path}", self.health_port))
             .call()
             .ok()?;
         let status = resp.status().as_u16();
@@ -578,34 +685,27 @@ impl Pikachu {
     }
 
     pub fn wait_until_healthy(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some((200, _)) = self.health() {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "pikachu did not become healthy within {timeout:?}; log:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_for_health_status(200, timeout);
     }
 
     /// Waits until `/health` answers with `status` (e.g. 503 while disconnected).
     pub fn wait_for_health_status(&self, status: u16, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.health().map(|(s, _)| s) == Some(status) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !poll_until(timeout, || self.health().map(|(s, _)| s) == Some(status)) {
+            panic!(
+                "/health never answered {status} within {timeout:?}; log:\n{}",
+                self.log()
+            );
         }
-        panic!(
-            "/health never answered {status} within {timeout:?}; log:\n{}",
-            self.log()
-        );
+    }
+
+    /// Waits until the log (stderr) holds `text`.
+    pub fn wait_for_log(&self, text: &str, timeout: Duration) {
+        if !poll_until(timeout, || self.log().contains(text)) {
+            panic!(
+                "the log never said {text:?} within {timeout:?}; log:\n{}",
+                self.log()
+            );
+        }
     }
 
     pub fn signal(&self, sig: &str) {
@@ -667,14 +767,36 @@ pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) 
     )
 }
 
-/// Polls `f` every 50 ms until it holds; fails the test naming `what` after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+/// How long `Setup::wait_until_caught_up` waits: far longer than it takes on a busy
+/// machine (one `flush_interval` after the last delivery).
+pub const CAUGHT_UP: Duration = Duration::from_secs(60);
+
+/// The `(file, pos)` of a checkpoint or of an envelope's `position`.
+pub fn position_of(v: &Value) -> Position {
+    (
+        v["file"].as_str().expect("file").to_owned(),
+        v["pos"].as_u64().expect("pos"),
+    )
+}
+
+/// Polls `f` every 50 ms until it holds (true) or `timeout` passed (false).
+pub fn poll_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Polls `f` every 50 ms until it holds; fails the test naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, f: impl FnMut() -> bool) {
+    assert!(
+        poll_until(timeout, f),
+        "timed out after {timeout:?} waiting for {what}"
+    );
 }
