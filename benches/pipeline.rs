@@ -9,6 +9,8 @@
 //! Run: `cargo bench --bench pipeline` (about a minute); one group:
 //! `cargo bench --bench pipeline -- decode`. The end-to-end figures (a real MariaDB and
 //! the release binary) come from `scripts/bench.sh`.
+// A test or benchmark that cannot set itself up should stop loudly, not carry on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -15,6 +15,8 @@
 //!
 //! The bench table: `bench.events (id BIGINT PRIMARY KEY, name VARCHAR(64), email
 //! VARCHAR(128), age INT, balance DECIMAL(10,2), created_at DATETIME, sent_us BIGINT)`.
+// A test or benchmark that cannot set itself up should stop loudly, not carry on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -7,6 +7,8 @@
 //! Nothing waits a fixed time for something to happen or not to happen: a test waits
 //! for a fact the daemon exposes (the checkpoint file reaching a binlog position,
 //! `/metrics` counters, a log line) and polls for it up to a generous deadline.
+// A test or benchmark that cannot set itself up should stop loudly, not carry on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
 

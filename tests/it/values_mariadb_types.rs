@@ -57,7 +57,7 @@ fn check_values(db: &MariaDb) {
          INSERT INTO m.keyed VALUES ('{V1}', 1), ('{V4}', 2);
          UPDATE m.keyed SET n = 3 WHERE u = '{V4}'"
     ));
-    let events = setup.settled_events(&rx, &db, 6 + 1 + 1 + 2 + 1);
+    let events = setup.settled_events(&rx, db, 6 + 1 + 1 + 2 + 1);
     setup.assert_no_dead_letters();
 
     assert_eq!(

@@ -208,7 +208,7 @@ impl MariaDb {
                 kind == "Xid" || (kind.starts_with("Query") && !info.starts_with("BEGIN"))
             })
             .filter_map(|r| r[4].as_deref().and_then(|p| p.parse().ok()))
-            .last()
+            .next_back()
             .unwrap_or(4);
         (file, end)
     }
