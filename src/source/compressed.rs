@@ -46,34 +46,8 @@ const ALGORITHM_ZLIB: u8 = 0;
 const GROW: usize = 1 << 20;
 
 /// Why a compressed MariaDB event cannot be read.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct CompressedError {
-    /// What went wrong, already including the underlying error's text: the reader logs
-    /// only the top-level message.
-    message: String,
-    /// The I/O or decompression error behind it, if any, for `source()` chains.
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-fn err(msg: impl Into<String>) -> CompressedError {
-    CompressedError {
-        message: msg.into(),
-        source: None,
-    }
-}
-
-/// `msg: e`, keeping `e` as the error's source.
-fn err_from<E>(msg: impl std::fmt::Display, e: E) -> CompressedError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    CompressedError {
-        message: format!("{msg}: {e}"),
-        source: Some(Box::new(e)),
-    }
-}
+pub type CompressedError = super::EventError;
+use super::EventError;
 
 /// The uncompressed event that `event` (a compressed MariaDB event read from the
 /// session's stream) stands for. Its header keeps the compressed event's end position,
@@ -82,7 +56,7 @@ pub fn decompress(event: &Event) -> Result<Event, CompressedError> {
     let header = event.header();
     let (plain_type, body) = expand(header.event_type_raw(), event.data())?;
     let size = u32::try_from(HEADER_LEN + body.len()).map_err(|_| {
-        err(format!(
+        EventError::new(format!(
             "the uncompressed event would be {} bytes, too large for a binlog event",
             HEADER_LEN + body.len()
         ))
@@ -101,7 +75,8 @@ pub fn decompress(event: &Event) -> Result<Event, CompressedError> {
         .fde()
         .clone()
         .with_footer(BinlogEventFooter::default());
-    Event::read(&fde, raw.as_slice()).map_err(|e| err_from("cannot read the uncompressed event", e))
+    Event::read(&fde, raw.as_slice())
+        .map_err(|e| EventError::caused("cannot read the uncompressed event", e))
 }
 
 /// The plain event type and body (without checksum) for the body of a compressed event
@@ -118,7 +93,7 @@ pub fn expand(event_type: u8, body: &[u8]) -> Result<(u8, Vec<u8>), CompressedEr
             rows_head_len(body, true, event_type == UPDATE_ROWS_COMPRESSED)?,
         ),
         other => {
-            return Err(err(format!(
+            return Err(EventError::new(format!(
                 "event type {other} is not a compressed MariaDB event"
             )))
         }
@@ -133,9 +108,9 @@ pub fn expand(event_type: u8, body: &[u8]) -> Result<(u8, Vec<u8>), CompressedEr
 /// Where the compressed query text starts: after the post-header, the status
 /// variables and the NUL-terminated default database.
 fn query_head_len(body: &[u8]) -> Result<usize, CompressedError> {
-    let post = body
-        .get(..QUERY_POST_HEADER_LEN)
-        .ok_or_else(|| err("the compressed query event is shorter than its post-header"))?;
+    let post = body.get(..QUERY_POST_HEADER_LEN).ok_or_else(|| {
+        EventError::new("the compressed query event is shorter than its post-header")
+    })?;
     let db_len = usize::from(post[QUERY_DB_LEN_AT]);
     let status_len = usize::from(u16::from_le_bytes([
         post[QUERY_STATUS_LEN_AT],
@@ -143,7 +118,7 @@ fn query_head_len(body: &[u8]) -> Result<usize, CompressedError> {
     ]));
     let head = QUERY_POST_HEADER_LEN + status_len + db_len + 1;
     if head >= body.len() {
-        return Err(err(format!(
+        return Err(EventError::new(format!(
             "the compressed query event ends inside its status variables or database name \
              ({} bytes, {head} expected before the query)",
             body.len()
@@ -155,14 +130,14 @@ fn query_head_len(body: &[u8]) -> Result<usize, CompressedError> {
 /// Where the compressed rows data starts: after the post-header, the extra data (v2),
 /// the column count and the column bitmap(s).
 fn rows_head_len(body: &[u8], v2: bool, update: bool) -> Result<usize, CompressedError> {
-    let short = || err("the compressed rows event ends before its rows data");
+    let short = || EventError::new("the compressed rows event ends before its rows data");
     let mut at = ROWS_POST_HEADER_LEN;
     if v2 {
         let len = body.get(at..at + 2).ok_or_else(short)?;
         let extra = usize::from(u16::from_le_bytes([len[0], len[1]]));
         // The length counts its own two bytes.
         if extra < 2 {
-            return Err(err(format!(
+            return Err(EventError::new(format!(
                 "the compressed rows event has an extra-data length of {extra}"
             )));
         }
@@ -171,7 +146,7 @@ fn rows_head_len(body: &[u8], v2: bool, update: bool) -> Result<usize, Compresse
     let mut rest = body.get(at..).ok_or_else(short)?;
     let before = rest.len();
     let columns = lenenc(&mut rest)
-        .ok_or_else(|| err("the compressed rows event has a malformed column count"))?;
+        .ok_or_else(|| EventError::new("the compressed rows event has a malformed column count"))?;
     at += before - rest.len();
     let bitmap = usize::try_from(columns.div_ceil(8)).map_err(|_| short())?;
     at = at
@@ -191,33 +166,33 @@ fn rows_head_len(body: &[u8], v2: bool, update: bool) -> Result<usize, Compresse
 pub fn uncompress_block(block: &[u8], out: &mut Vec<u8>) -> Result<(), CompressedError> {
     let (&flags, rest) = block
         .split_first()
-        .ok_or_else(|| err("the compressed block is empty"))?;
+        .ok_or_else(|| EventError::new("the compressed block is empty"))?;
     if flags & BLOCK_COMPRESSED == 0 {
-        return Err(err(format!(
+        return Err(EventError::new(format!(
             "the compressed block is not marked compressed (first byte {flags:#04x})"
         )));
     }
     let algorithm = (flags >> 4) & 0x07;
     if algorithm != ALGORITHM_ZLIB {
-        return Err(err(format!(
+        return Err(EventError::new(format!(
             "the compressed block uses compression algorithm {algorithm}; MariaDB writes only \
              0 (zlib)"
         )));
     }
     let len_len = usize::from(flags & 0x07);
     if !(1..=4).contains(&len_len) {
-        return Err(err(format!(
+        return Err(EventError::new(format!(
             "the compressed block's length field has {len_len} bytes (1 to 4 expected)"
         )));
     }
     let len_bytes = rest
         .get(..len_len)
-        .ok_or_else(|| err("the compressed block ends inside its length field"))?;
+        .ok_or_else(|| EventError::new("the compressed block ends inside its length field"))?;
     let declared = len_bytes
         .iter()
         .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
     if declared == 0 {
-        return Err(err(
+        return Err(EventError::new(
             "the compressed block declares an uncompressed length of 0",
         ));
     }
@@ -228,7 +203,7 @@ pub fn uncompress_block(block: &[u8], out: &mut Vec<u8>) -> Result<(), Compresse
     loop {
         let produced = out.len() - start;
         if produced > declared {
-            return Err(err(format!(
+            return Err(EventError::new(format!(
                 "the compressed block decompresses to more than the {declared} bytes it declares"
             )));
         }
@@ -241,12 +216,12 @@ pub fn uncompress_block(block: &[u8], out: &mut Vec<u8>) -> Result<(), Compresse
             .unwrap_or_default();
         let status = z
             .decompress_vec(input, out, FlushDecompress::None)
-            .map_err(|e| err_from("the compressed block's zlib stream is corrupt", e))?;
+            .map_err(|e| EventError::caused("the compressed block's zlib stream is corrupt", e))?;
         if status == Status::StreamEnd {
             break;
         }
         if z.total_in() == seen_in && z.total_out() == seen_out {
-            return Err(err(format!(
+            return Err(EventError::new(format!(
                 "the compressed block's zlib stream is truncated (after {} of {declared} bytes)",
                 out.len() - start
             )));
@@ -254,7 +229,7 @@ pub fn uncompress_block(block: &[u8], out: &mut Vec<u8>) -> Result<(), Compresse
     }
     let produced = out.len() - start;
     if produced != declared {
-        return Err(err(format!(
+        return Err(EventError::new(format!(
             "the compressed block decompresses to {produced} bytes but declares {declared}"
         )));
     }

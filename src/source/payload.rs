@@ -31,34 +31,8 @@ const TYPE_FORMAT_DESCRIPTION: u8 = 15;
 const TYPE_TRANSACTION_PAYLOAD: u8 = 40;
 
 /// Why a TRANSACTION_PAYLOAD event cannot be read.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct PayloadError {
-    /// What went wrong, already including the underlying error's text: the reader logs
-    /// only the top-level message.
-    message: String,
-    /// The I/O or decompression error behind it, if any, for `source()` chains.
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-fn err(msg: impl Into<String>) -> PayloadError {
-    PayloadError {
-        message: msg.into(),
-        source: None,
-    }
-}
-
-/// `msg: e`, keeping `e` as the error's source.
-fn err_from<E>(msg: impl std::fmt::Display, e: E) -> PayloadError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    PayloadError {
-        message: format!("{msg}: {e}"),
-        source: Some(Box::new(e)),
-    }
-}
+pub type PayloadError = super::EventError;
+use super::EventError;
 
 /// The inner events of one TRANSACTION_PAYLOAD event, in order. Each item is the inner
 /// event's byte offset in the decompressed payload and the event. After the first error
@@ -78,10 +52,10 @@ pub fn inner_events(event: &Event) -> Result<InnerEvents<'_>, PayloadError> {
     let header = parse_header(event.data())?;
     let reader = match header.compression {
         COMPRESSION_ZSTD => TransactionPayloadReader::new_zstd(header.payload)
-            .map_err(|e| err_from("cannot start decompressing the payload", e))?,
+            .map_err(|e| EventError::caused("cannot start decompressing the payload", e))?,
         COMPRESSION_NONE => TransactionPayloadReader::new_uncompressed(header.payload),
         other => {
-            return Err(err(format!(
+            return Err(EventError::new(format!(
                 "unknown compression algorithm {other} (pikachu reads zstd and uncompressed \
                  payloads)"
             )))
@@ -133,7 +107,7 @@ pub(super) fn lenenc(buf: &mut &[u8]) -> Option<u64> {
 /// ended by a field of type 0; the compressed bytes follow.
 fn parse_header(data: &[u8]) -> Result<PayloadHeader<'_>, PayloadError> {
     let mut buf = data;
-    let truncated = || err("the payload header is truncated or malformed");
+    let truncated = || EventError::new("the payload header is truncated or malformed");
     let (mut size, mut compression, mut uncompressed_size) = (None, None, None);
     loop {
         let field = lenenc(&mut buf).ok_or_else(truncated)?;
@@ -153,14 +127,14 @@ fn parse_header(data: &[u8]) -> Result<PayloadHeader<'_>, PayloadError> {
         };
         *slot = Some(lenenc(&mut value).ok_or_else(truncated)?);
     }
-    let size = size.ok_or_else(|| err("the payload header has no payload size"))?;
+    let size = size.ok_or_else(|| EventError::new("the payload header has no payload size"))?;
     let compression =
-        compression.ok_or_else(|| err("the payload header has no compression type"))?;
+        compression.ok_or_else(|| EventError::new("the payload header has no compression type"))?;
     let payload = usize::try_from(size)
         .ok()
         .and_then(|n| buf.get(..n))
         .ok_or_else(|| {
-            err(format!(
+            EventError::new(format!(
                 "the payload header announces {size} bytes but the event has {} left",
                 buf.len()
             ))
@@ -180,7 +154,7 @@ impl InnerEvents<'_> {
         if got == 0 {
             if let Some(expected) = self.uncompressed_size {
                 if expected != at {
-                    return Err(err(format!(
+                    return Err(EventError::new(format!(
                         "the payload decompressed to {at} bytes but its header says {expected}"
                     )));
                 }
@@ -188,20 +162,20 @@ impl InnerEvents<'_> {
             return Ok(None);
         }
         if got < HEADER_LEN {
-            return Err(err(format!(
+            return Err(EventError::new(format!(
                 "the decompressed payload ends inside an event header at offset {at}"
             )));
         }
         let event_type = head[4];
         let size = u64::from(u32::from_le_bytes([head[9], head[10], head[11], head[12]]));
         if size < HEADER_LEN as u64 {
-            return Err(err(format!(
+            return Err(EventError::new(format!(
                 "inner event at offset {at} has an impossible size of {size} bytes"
             )));
         }
         if let Some(expected) = self.uncompressed_size {
             if at + size > expected {
-                return Err(err(format!(
+                return Err(EventError::new(format!(
                     "inner event at offset {at} claims {size} bytes, past the payload's \
                      {expected}"
                 )));
@@ -211,7 +185,7 @@ impl InnerEvents<'_> {
             event_type,
             TYPE_ROTATE | TYPE_FORMAT_DESCRIPTION | TYPE_TRANSACTION_PAYLOAD
         ) {
-            return Err(err(format!(
+            return Err(EventError::new(format!(
                 "inner event at offset {at} has type {event_type}, which cannot occur inside \
                  a transaction payload"
             )));
@@ -225,7 +199,7 @@ impl InnerEvents<'_> {
             .read_to_end(&mut raw)
             .map_err(|e| self.io_error(e))?;
         if (raw.len() as u64) < size {
-            return Err(err(format!(
+            return Err(EventError::new(format!(
                 "the decompressed payload ends inside the inner event at offset {at} ({} of \
                  {size} bytes)",
                 raw.len()
@@ -233,7 +207,7 @@ impl InnerEvents<'_> {
         }
         self.offset = at + size;
         let event = Event::read(&self.fde, raw.as_slice()).map_err(|e| {
-            err_from(
+            EventError::caused(
                 format_args!("cannot read the inner event at offset {at}"),
                 e,
             )
@@ -242,7 +216,7 @@ impl InnerEvents<'_> {
     }
 
     fn io_error(&self, e: io::Error) -> PayloadError {
-        err_from(
+        EventError::caused(
             format_args!(
                 "cannot decompress the payload (after {} bytes)",
                 self.offset

@@ -693,3 +693,61 @@ fn health_and_metrics_answer_over_http_with_404_405_head_and_a_moved_health_path
         assert_eq!((status, body.as_str()), (200, ""), "HEAD {path}");
     }
 }
+
+#[test]
+fn a_task_on_a_missing_table_warns_and_delivers_once_it_exists_and_health_binds_where_told() {
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop");
+    let rx = Receiver::always(200);
+    let setup = Setup::new(&db, "shop", &task("late", "late_table", &rx.url("/l")), "");
+    let port = setup.health_port;
+    // Another loopback address than the harness's 127.0.0.1: answering there and not on
+    // 127.0.0.1 shows that server.bind is the address listened on.
+    rewrite_config(
+        &setup,
+        &format!("  port: {port}\n"),
+        &format!("  port: {port}\n  bind: 127.0.0.2\n"),
+    );
+    let mut p = Pikachu::spawn_unchecked(&setup, &SpawnOptions::default());
+    p.wait_for_log("task late: table shop.late_table does not exist", WAIT);
+    let warned = p.log();
+    assert!(
+        warned.contains("WARN") && warned.contains("typo in table_name"),
+        "the warning says what to look at: {warned}"
+    );
+
+    let bound = format!("http://127.0.0.2:{port}");
+    wait_until("health answering on server.bind", WAIT, || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(2)))
+            .build()
+            .into();
+        agent.get(&format!("{bound}/health")).call().is_ok()
+    });
+    assert!(
+        p.health().is_none(),
+        "nothing listens on 127.0.0.1 when server.bind is 127.0.0.2"
+    );
+    let (status, _, body) = http("GET", &format!("{bound}/metrics"));
+    assert_eq!(status, 200, "{body}");
+    let metrics: Value = serde_json::from_str(&body).expect("metrics are JSON");
+    let system = &metrics["system"];
+    assert!(
+        system["threads"].as_u64().unwrap_or(0) >= 3,
+        "reader, workers and the HTTP thread are threads: {system}"
+    );
+    assert_eq!(system["goroutines"], system["threads"], "{system}");
+    assert!(
+        system["memory_sys"].as_u64().unwrap_or(0) > 1 << 20,
+        "resident memory in bytes: {system}"
+    );
+
+    // The daemon kept running: a table created later is delivered.
+    db.exec(
+        "CREATE TABLE shop.late_table (id INT PRIMARY KEY); INSERT INTO shop.late_table VALUES (7)",
+    );
+    let events = rx.wait_for_events(1, WAIT);
+    assert_eq!(events[0]["data"]["id"], 7, "{events:?}");
+    stop(&mut p);
+}
