@@ -98,7 +98,7 @@ pub fn load(data_dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
 /// Writes the checkpoint atomically: temp file, fsync, rename, fsync of the directory.
 pub fn save(data_dir: &Path, cp: &Checkpoint) -> Result<(), CheckpointError> {
     let path = file_path(data_dir);
-    std::fs::create_dir_all(data_dir).map_err(|error| CheckpointError::Write {
+    crate::fsutil::create_private_dir(data_dir).map_err(|error| CheckpointError::Write {
         path: data_dir.to_owned(),
         error,
     })?;

@@ -94,9 +94,9 @@ impl DeadLetters {
                 format!("cannot open dead-letter file {}: {e}", path.display()),
             )
         };
-        std::fs::create_dir_all(data_dir).map_err(context)?;
+        crate::fsutil::create_private_dir(data_dir).map_err(context)?;
         let existed = path.exists();
-        let mut file = OpenOptions::new()
+        let mut file = crate::fsutil::private(&mut OpenOptions::new())
             .read(true)
             .append(true)
             .create(true)

@@ -119,6 +119,7 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         info.binlog_row_metadata.as_deref().unwrap_or("n/a")
     );
     let _lock = lock_data_dir(&cfg.data_dir)?;
+    warn_if_exposed(&cfg.data_dir);
     let saved = checkpoint::load(&cfg.data_dir).map_err(EngineError::Checkpoint)?;
     let start = preflight::resolve_start(&mut conn, saved.as_ref(), &cfg.start_from)
         .map_err(EngineError::Preflight)?;
@@ -282,11 +283,11 @@ fn spawn_deadline(stop: Arc<Signal>, abort: Arc<Signal>, timeout: Duration) {
 /// daemon and a replay) on one data directory would corrupt each other's checkpoint
 /// and dead letters.
 fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, EngineError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
+    crate::fsutil::create_private_dir(dir).map_err(|e| {
         EngineError::DataDir(format!("cannot create data_dir {}: {e}", dir.display()))
     })?;
     let path = dir.join("pikachu.lock");
-    let file = std::fs::OpenOptions::new()
+    let file = crate::fsutil::private(&mut std::fs::OpenOptions::new())
         .create(true)
         .truncate(false)
         .write(true)
@@ -336,4 +337,18 @@ pub fn replay_dead_letters(cfg: &Config) -> Result<String, EngineError> {
         path.display(),
         kept.len()
     ))
+}
+
+/// Warns about a `data_dir` (or a file in it) that other users can read: one created by
+/// an older pikachu or by hand keeps its mode, and dead letters hold whole rows.
+fn warn_if_exposed(data_dir: &std::path::Path) {
+    let files = [
+        data_dir.to_path_buf(),
+        checkpoint::file_path(data_dir),
+        deadletter::file_path(data_dir),
+        data_dir.join("pikachu.lock"),
+    ];
+    for warning in files.iter().filter_map(|p| crate::fsutil::exposed(p)) {
+        log::warn!("{warning}");
+    }
 }

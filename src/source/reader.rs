@@ -442,11 +442,22 @@ impl Reader {
                             word.as_str(),
                             "ALTER" | "CREATE" | "DROP" | "RENAME" | "TRUNCATE"
                         ) {
-                            log::info!(
-                                "DDL read at {}:{start_pos}: {}",
-                                self.file,
-                                abbreviate(&query)
-                            );
+                            let watched: Vec<String> = self
+                                .config
+                                .tasks
+                                .iter()
+                                .map(|t| t.table.to_ascii_lowercase())
+                                .collect();
+                            match ddl_for_log(&query, &watched) {
+                                Some(text) => {
+                                    log::info!("DDL read at {}:{start_pos}: {text}", self.file)
+                                }
+                                None => log::debug!(
+                                    "DDL read at {}:{start_pos} (on no watched table, or an \
+                                     account statement: its text is not logged)",
+                                    self.file
+                                ),
+                            }
                             self.schema.on_ddl();
                         }
                         if !self.in_txn || word == "XA" {
@@ -808,6 +819,68 @@ fn first_word(query: &str) -> String {
         .to_ascii_uppercase()
 }
 
+/// What the log may show of a DDL statement. MariaDB writes account statements to the
+/// binlog as typed (`CREATE USER … IDENTIFIED BY 'plain text'`), and any statement may
+/// carry data in its literals (a DEFAULT, a partition bound), so: `None` for account
+/// statements and for statements that name no watched table (`watched`: lower-case
+/// table names); otherwise the statement on one line with every string literal shown
+/// as `'…'`.
+fn ddl_for_log(query: &str, watched: &[String]) -> Option<String> {
+    let masked = mask_literals(query);
+    let words: Vec<String> = masked
+        .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let account = match words.first().map(String::as_str) {
+        Some("grant" | "revoke") => true,
+        Some("set") => words.get(1).is_some_and(|w| w == "password"),
+        // `CREATE OR REPLACE USER`, `DROP USER IF EXISTS`, `ALTER ROLE` …
+        Some(_) => words
+            .iter()
+            .take(4)
+            .any(|w| w == "user" || w == "role" || w == "password"),
+        None => false,
+    };
+    if account || !words.iter().any(|w| watched.contains(w)) {
+        return None;
+    }
+    Some(abbreviate(&masked))
+}
+
+/// `query` with the content of every quoted string ('…', "…") replaced by `…`. Handles
+/// backslash escapes and doubled quotes; an unterminated string is masked to the end.
+fn mask_literals(query: &str) -> String {
+    let mut out = String::with_capacity(query.len());
+    let mut chars = query.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '\'' && c != '"' {
+            continue;
+        }
+        let quote = c;
+        loop {
+            match chars.next() {
+                None => break,
+                Some('\\') => {
+                    chars.next();
+                }
+                Some(q) if q == quote => {
+                    if chars.peek() == Some(&quote) {
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        out.push('…');
+        out.push(quote);
+    }
+    out
+}
+
 fn abbreviate(q: &str) -> String {
     let one_line: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() > 200 {
@@ -820,6 +893,40 @@ fn abbreviate(q: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ddl_text_is_logged_only_for_watched_tables_with_literals_masked() {
+        let watched = vec!["users".to_owned()];
+        assert_eq!(
+            ddl_for_log(
+                "ALTER TABLE `shop`.`users` ADD note VARCHAR(9) DEFAULT 'it''s secret'",
+                &watched
+            )
+            .as_deref(),
+            Some("ALTER TABLE `shop`.`users` ADD note VARCHAR(9) DEFAULT '…'")
+        );
+        assert_eq!(
+            ddl_for_log("CREATE TABLE users (a TEXT COMMENT \"x\\\"y\")", &watched).as_deref(),
+            Some("CREATE TABLE users (a TEXT COMMENT \"…\")")
+        );
+        assert_eq!(
+            ddl_for_log("DROP TABLE other", &watched),
+            None,
+            "not watched"
+        );
+        for account in [
+            "CREATE USER 'users'@'%' IDENTIFIED BY 'pw'",
+            "CREATE OR REPLACE USER users IDENTIFIED BY 'pw'",
+            "ALTER USER users IDENTIFIED BY 'pw'",
+            "DROP USER IF EXISTS users",
+            "CREATE ROLE users",
+            "GRANT SELECT ON shop.users TO 'x'@'%' IDENTIFIED BY 'pw'",
+            "SET PASSWORD FOR users = PASSWORD('pw')",
+        ] {
+            assert_eq!(ddl_for_log(account, &watched), None, "{account}");
+        }
+        assert_eq!(mask_literals("'unterminated secret"), "'…'");
+    }
 
     #[test]
     fn first_word_skips_comments() {

@@ -751,3 +751,67 @@ fn a_task_on_a_missing_table_warns_and_delivers_once_it_exists_and_health_binds_
     assert_eq!(events[0]["data"]["id"], 7, "{events:?}");
     stop(&mut p);
 }
+
+#[test]
+fn account_statements_and_literals_read_from_the_binlog_never_reach_the_log() {
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)");
+    let rx = Receiver::always(200);
+    // Setup's default log level is debug: nothing may show there either. The literal is a
+    // column comment, not a value a row carries (rows are logged at debug by design).
+    let setup = Setup::new(&db, "shop", &task("t", "t", &rx.url("/t")), "");
+    let mut p = Pikachu::spawn(&setup, &[]);
+    db.exec(
+        "CREATE USER 'acct'@'%' IDENTIFIED BY 'Acct-pw-4d2c81'; \
+         ALTER USER 'acct'@'%' IDENTIFIED BY 'Acct-pw-second-77'; \
+         ALTER TABLE shop.t ADD COLUMN note VARCHAR(20) COMMENT 'literal-9f31'; \
+         INSERT INTO shop.t (id) VALUES (1)",
+    );
+    setup.settled_events(&rx, &db, 1);
+    let log = p.log();
+    for secret in ["Acct-pw-4d2c81", "Acct-pw-second-77", "literal-9f31"] {
+        assert!(!log.contains(secret), "{secret} is in the log:\n{log}");
+    }
+    assert!(
+        log.contains("ADD COLUMN note VARCHAR(20) COMMENT '…'"),
+        "a watched table's DDL is logged, its literals masked:\n{log}"
+    );
+    stop(&mut p);
+}
+
+#[test]
+fn data_dir_and_its_files_are_private_and_an_exposed_one_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)");
+    let rx = Receiver::always(200);
+    let setup = Setup::new(&db, "shop", &task("t", "t", &rx.url("/t")), "");
+    let mut p = Pikachu::spawn(&setup, &[]);
+    db.exec("INSERT INTO shop.t VALUES (1)");
+    setup.settled_events(&rx, &db, 1);
+    let data = setup.data_dir();
+    assert_eq!(mode(&data), 0o700, "data_dir");
+    for file in ["checkpoint.json", "dead-letters.jsonl", "pikachu.lock"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    assert!(!p.log().contains("readable by other users"), "{}", p.log());
+    stop(&mut p);
+
+    // A data_dir made by hand (or by an older pikachu) keeps its mode: a warning says so.
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut p = Pikachu::spawn(&setup, &[]);
+    p.wait_for_log("readable by other users (mode 755)", WAIT);
+    assert!(
+        p.log().contains(&format!("chmod 700 {}", data.display())),
+        "the warning names the fix: {}",
+        p.log()
+    );
+    stop(&mut p);
+}
