@@ -12,6 +12,8 @@ need=()
 command -v mariadbd >/dev/null 2>&1 || need+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# Throw-away certificates for the TLS tests.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # The habits CI keeps: formatted code, no clippy warning (Cargo.toml [lints] denies

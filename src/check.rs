@@ -12,15 +12,15 @@
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ::http::Uri;
 use mysql::prelude::Queryable;
 
 use crate::checkpoint;
-use crate::config::{host_port, Config, Task};
+use crate::config::{host_port, Config, DbTlsMode, Task};
 use crate::exit::Exit;
-use crate::source::mysql_opts;
+use crate::source::connect::{Connector, TlsSession};
 use crate::source::preflight::{self, ServerInfo};
 
 /// How long the reachability probe of a callback host may take.
@@ -35,7 +35,7 @@ const ER_NO_SUCH_TABLE: u16 = 1146;
 const ER_SPECIFIC_ACCESS_DENIED: u16 = 1227;
 const ER_NO_BINARY_LOGGING: u16 = 1381;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Level {
     Ok,
     Warn,
@@ -116,12 +116,15 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Exit {
     status
 }
 
-/// Checks that need no database: callback URLs, data_dir, the health port.
+/// Checks that need no database: callback URLs, data_dir, the health port, the
+/// certificate and secret files.
 fn check_local(cfg: &Config, r: &mut Report) {
     for t in &cfg.tasks {
         check_callback(t, r);
     }
     check_data_dir(&cfg.data_dir, r);
+    check_certificate_files(cfg, r);
+    check_secret_files(cfg, r);
     if cfg.server.enabled {
         let addr = SocketAddr::new(cfg.server.bind, cfg.server.port);
         match TcpListener::bind(addr) {
@@ -247,6 +250,221 @@ fn check_data_dir(dir: &Path, r: &mut Report) {
         ),
         false => r.ok(what, &format!("{} is writable", dir.display())),
     }
+    for warning in checkpoint::private_paths(dir)
+        .iter()
+        .filter_map(|p| crate::fsutil::exposed(p))
+    {
+        r.warn("data_dir permissions", &warning);
+    }
+}
+
+/// How close to its end a certificate must be for a warning.
+const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `expires 2027-01-04 (in 30 days)`, and whether that is a problem yet.
+fn expiry(not_after: SystemTime) -> (Level, String) {
+    let date = crate::clock::rfc3339(not_after, false);
+    let date = date.split('T').next().unwrap_or(&date).to_owned();
+    match not_after.duration_since(SystemTime::now()) {
+        Err(_) => (Level::Fail, format!("expired on {date}")),
+        Ok(left) => {
+            let days = left.as_secs() / 86_400;
+            let level = if left < EXPIRY_WARNING {
+                Level::Warn
+            } else {
+                Level::Ok
+            };
+            (level, format!("valid until {date} ({days} days left)"))
+        }
+    }
+}
+
+/// Every certificate file of the configuration: readable (the load checked that) and
+/// not expired or about to.
+fn check_certificate_files(cfg: &Config, r: &mut Report) {
+    let db = &cfg.database.tls;
+    let mut named: Vec<(String, Option<&std::path::PathBuf>)> = vec![
+        ("database.ca_file".into(), db.ca_file.as_ref()),
+        (
+            "database.cert_file".into(),
+            db.client_cert.as_ref().map(|c| &c.cert_file),
+        ),
+        (
+            "dispatcher.ca_file".into(),
+            cfg.dispatcher.tls.ca_file.as_ref(),
+        ),
+        (
+            "dispatcher.cert_file".into(),
+            cfg.dispatcher
+                .tls
+                .client_cert
+                .as_ref()
+                .map(|c| &c.cert_file),
+        ),
+    ];
+    for t in &cfg.tasks {
+        named.push((
+            format!("task {} ca_file", t.task_id),
+            t.tls.ca_file.as_ref(),
+        ));
+        named.push((
+            format!("task {} cert_file", t.task_id),
+            t.tls.client_cert.as_ref().map(|c| &c.cert_file),
+        ));
+    }
+    // A task inherits the dispatcher's files: each file once, under its first name.
+    let mut files: Vec<(String, &Path)> = Vec::new();
+    for (key, path) in named {
+        if let Some(path) = path {
+            if !files.iter().any(|(_, p)| *p == path.as_path()) {
+                files.push((key, path.as_path()));
+            }
+        }
+    }
+    for (key, path) in files {
+        let what = format!("certificate {key}");
+        match crate::tls::earliest_expiry(path) {
+            Ok(Some(not_after)) => {
+                let (level, text) = expiry(not_after);
+                let detail = format!("{}: {text}", path.display());
+                match level {
+                    Level::Ok => r.ok(&what, &detail),
+                    Level::Warn => r.warn(&what, &format!("{detail}; renew it")),
+                    Level::Fail => r.fail(&what, &format!("{detail}; renew it")),
+                }
+            }
+            Ok(None) => r.warn(
+                &what,
+                &format!("{}: cannot read its expiry date", path.display()),
+            ),
+            Err(e) => r.fail(&what, &e.to_string()),
+        }
+    }
+}
+
+/// Secrets read from files: readable (the load read them) and not open to every user.
+fn check_secret_files(cfg: &Config, r: &mut Report) {
+    for (key, path) in &cfg.secret_files {
+        let what = format!("secret file {key}");
+        let mode = file_mode(path);
+        match mode {
+            Some(mode) if mode & 0o077 != 0 => r.warn(
+                &what,
+                &format!(
+                    "{} is readable by other users (mode {mode:03o}); chmod 400 it (in \
+                     Kubernetes: defaultMode: 0400 on the secret volume)",
+                    path.display()
+                ),
+            ),
+            Some(mode) => r.ok(&what, &format!("{} (mode {mode:03o})", path.display())),
+            None => r.ok(&what, &path.display().to_string()),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn file_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
+}
+
+#[cfg(not(unix))]
+fn file_mode(_: &Path) -> Option<u32> {
+    None
+}
+
+/// The TLS in effect on the connection, whether the server insists on it, and how long
+/// its certificate is valid.
+fn check_database_tls(conn: &mut mysql::Conn, mode: DbTlsMode, r: &mut Report) {
+    let what = "database TLS";
+    let session = match TlsSession::read(conn) {
+        Ok(s) => s,
+        Err(e) => {
+            r.warn(what, &format!("cannot read the session's TLS status: {e}"));
+            return;
+        }
+    };
+    let required = global_variable(conn, "require_secure_transport")
+        .map(|v| matches!(v.to_ascii_uppercase().as_str(), "ON" | "1"));
+    let server_side = match required {
+        Some(true) => "the server requires TLS (require_secure_transport=ON)",
+        Some(false) => "the server does not require TLS (require_secure_transport=OFF)",
+        None => "the server does not say whether it requires TLS",
+    };
+    let verified = if mode.verifies() {
+        "certificate verified"
+    } else {
+        "certificate not verified: set database.tls: verify_identity and database.ca_file to \
+         verify it"
+    };
+    match &session.version {
+        Some(_) => r.ok(
+            what,
+            &format!(
+                "{}, database.tls: {}, {verified}; {server_side}",
+                session.describe(),
+                mode.as_str()
+            ),
+        ),
+        None if mode == DbTlsMode::Disabled => r.ok(
+            what,
+            &format!("not encrypted (database.tls: disabled); {server_side}"),
+        ),
+        None => r.warn(
+            what,
+            &format!(
+                "not encrypted: the server offers no TLS (database.tls: {}), so the password \
+                 and every row cross the network in clear; enable TLS on the server (ssl_cert, \
+                 ssl_key), then set database.tls: verify_identity; {server_side}",
+                mode.as_str()
+            ),
+        ),
+    }
+    if session.version.is_none() {
+        return;
+    }
+    let not_after: Option<String> = conn
+        .query_first::<(String, String), _>("SHOW GLOBAL STATUS LIKE 'Ssl_server_not_after'")
+        .ok()
+        .flatten()
+        .map(|(_, v)| v);
+    let what = "database server certificate";
+    match not_after.as_deref().and_then(parse_openssl_time) {
+        Some(t) => {
+            let (level, text) = expiry(t);
+            match level {
+                Level::Ok => r.ok(what, &text),
+                _ => r.warn(
+                    what,
+                    &format!("{text}; renew it on the server (ssl_cert) before it runs out"),
+                ),
+            }
+        }
+        None => r.ok(what, "the server does not report its certificate's expiry"),
+    }
+}
+
+/// OpenSSL's `ASN1_TIME_print` form, as in `Ssl_server_not_after`: `Dec  6 12:53:27
+/// 2026 GMT`.
+fn parse_openssl_time(text: &str) -> Option<SystemTime> {
+    let mut parts = text.split_whitespace();
+    let month = parts.next()?;
+    let day: u8 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|p| p.parse::<u8>().ok());
+    let year: i32 = parts.next()?.parse().ok()?;
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == month)?;
+    let month = time::Month::try_from(u8::try_from(month + 1).ok()?).ok()?;
+    let at = time::Date::from_calendar_date(year, month, day)
+        .ok()?
+        .with_hms(hms.next()??, hms.next()??, hms.next()??)
+        .ok()?
+        .assume_utc();
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(at.unix_timestamp()).ok()?))
 }
 
 /// Whether a pikachu process holds the lock on `dir` right now.
@@ -342,31 +560,19 @@ fn quote_ident(name: &str) -> String {
 fn check_database(cfg: &Config, r: &mut Report) {
     let db = &cfg.database;
     let what = "connection and login";
-    let mut conn = match mysql::Conn::new(mysql_opts(db, None)) {
+    let connector = Connector::new(db, None);
+    let mut conn = match connector.connect() {
         Ok(c) => {
-            r.ok(what, &format!("{}:{} as {}", db.host, db.port, db.user));
+            r.ok(what, connector.address());
             c
         }
         Err(e) => {
-            let hint = match server_error(&e) {
-                Some((ER_ACCESS_DENIED, _)) => {
-                    "check database.user and the password (database.password or the \
-                     environment variable PIKACHU_DATABASE_PASSWORD)"
-                }
-                Some((ER_BAD_DB, _)) => "check database.database",
-                _ => {
-                    "check database.host and database.port, and that the server accepts TCP \
-                     connections from this machine (bind-address, firewall, skip-networking)"
-                }
-            };
-            r.fail_db(
-                what,
-                &format!("{}:{} as {}: {e}; {hint}", db.host, db.port, db.user),
-            );
+            r.fail_db(what, &e.to_string());
             // Nothing else can be checked without a connection.
             return;
         }
     };
+    check_database_tls(&mut conn, db.tls.mode, r);
     let info = match ServerInfo::read(&mut conn) {
         Ok(i) => i,
         Err(e) => {
@@ -702,6 +908,28 @@ mod tests {
         );
         assert_eq!(host_port(&uri("http://[::1]:3000/x")), ("::1".into(), 3000));
         assert_eq!(host_port(&uri("http://h")), ("h".into(), 80));
+    }
+
+    #[test]
+    fn openssl_times_are_read() {
+        let t = parse_openssl_time("Dec  6 12:53:27 2026 GMT").unwrap();
+        assert_eq!(
+            t,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_561_607)
+        );
+        assert_eq!(parse_openssl_time(""), None);
+        assert_eq!(parse_openssl_time("Foo  6 12:53:27 2026 GMT"), None);
+    }
+
+    #[test]
+    fn expiry_warns_within_30_days() {
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        assert_eq!(expiry(now + day * 90).0, Level::Ok);
+        let (level, text) = expiry(now + day * 10 + Duration::from_secs(60));
+        assert_eq!(level, Level::Warn);
+        assert!(text.contains("(10 days left)"), "{text}");
+        assert_eq!(expiry(now - day).0, Level::Fail);
     }
 
     #[test]

@@ -62,6 +62,22 @@ pub fn file_path(data_dir: &Path) -> PathBuf {
     data_dir.join("checkpoint.json")
 }
 
+/// The lock that keeps a second pikachu off the same `data_dir`.
+pub fn lock_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("pikachu.lock")
+}
+
+/// What in `data_dir` must stay private to pikachu's user (the dead letters hold whole
+/// rows): the directory itself, the checkpoint, the dead letters and the lock.
+pub fn private_paths(data_dir: &Path) -> Vec<PathBuf> {
+    vec![
+        data_dir.to_path_buf(),
+        file_path(data_dir),
+        crate::deadletter::file_path(data_dir),
+        lock_path(data_dir),
+    ]
+}
+
 /// The file's content: the checkpoint plus when it was written, for operators.
 #[derive(Serialize)]
 struct CheckpointFile<'a> {

@@ -56,6 +56,64 @@ pub struct DatabaseConfig {
     pub charset: String,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    pub tls: DbTls,
+    /// The server's RSA public key for `caching_sha2_password` without TLS; without it
+    /// the driver asks the server for the key.
+    pub server_public_key_file: Option<PathBuf>,
+}
+
+/// `database.tls`: the modes of the MySQL client's `--ssl-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbTlsMode {
+    Disabled,
+    /// TLS when the server offers it, without verifying its certificate.
+    Preferred,
+    /// TLS or no connection; the certificate is not verified.
+    Required,
+    /// TLS with a certificate signed by a trusted CA, whatever name it is for.
+    VerifyCa,
+    /// `VerifyCa`, and the certificate is for `database.host`.
+    VerifyIdentity,
+}
+
+impl DbTlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbTlsMode::Disabled => "disabled",
+            DbTlsMode::Preferred => "preferred",
+            DbTlsMode::Required => "required",
+            DbTlsMode::VerifyCa => "verify_ca",
+            DbTlsMode::VerifyIdentity => "verify_identity",
+        }
+    }
+
+    pub fn verifies(self) -> bool {
+        matches!(self, DbTlsMode::VerifyCa | DbTlsMode::VerifyIdentity)
+    }
+}
+
+/// A client certificate (and its chain) with its private key, both PEM files that were
+/// readable and well-formed when the configuration was loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientCert {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct DbTls {
+    pub mode: DbTlsMode,
+    /// Trusted in addition to the bundled Mozilla roots.
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<ClientCert>,
+}
+
+/// TLS towards receivers: `dispatcher.ca_file`/`cert_file`/`key_file`, or a task's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HttpTls {
+    /// Trusted instead of the bundled Mozilla roots (as curl's `--cacert`).
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<ClientCert>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +155,8 @@ pub struct DispatcherConfig {
     pub shutdown_timeout: Duration,
     /// Default signing key for tasks without their own.
     pub secret: Option<SigningKey>,
+    /// Default TLS settings for tasks without their own.
+    pub tls: HttpTls,
 }
 
 #[derive(Clone, Debug)]
@@ -148,6 +208,9 @@ pub struct Task {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The task's own signing key (`dispatcher.secret` is the default).
     pub secret: Option<SigningKey>,
+    /// The task's own `ca_file`/`cert_file`/`key_file`, each defaulting to the
+    /// dispatcher's.
+    pub tls: HttpTls,
 }
 
 /// Header values are redacted: they often carry credentials (`Authorization`), and a
@@ -168,6 +231,7 @@ impl fmt::Debug for Task {
             .field("callback_url", &self.callback_url)
             .field("headers", &headers)
             .field("secret", &self.secret)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -184,6 +248,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub start_from: StartFrom,
     pub tasks: Vec<Task>,
+    /// (key, path) of every secret read from a file, for `check`.
+    pub secret_files: Vec<(String, PathBuf)>,
     /// Things that are accepted but probably not what the user meant (Go keys that
     /// pikachu ignores, inline tasks shadowed by `tasks.yaml`, …), one sentence each,
     /// naming file and key. `main` logs them at startup.
@@ -484,23 +550,24 @@ fn load_texts(
             // Without a config mapping every key would read as missing, which would bury
             // the one real problem: report it, and what can be said of the tasks file.
             if let Some(doc) = &broken {
-                let mut conv = Conv::new(config_file, &doc.lines, &no_env);
+                let mut conv = Conv::new(config_file, &doc.lines, &no_env, env);
                 conv.wrong_type("", ROOT_EXPECTED, &doc.value, false);
                 errors.extend(conv.errors);
             }
             if let Some(Some(doc)) = &tasks_doc {
-                errors.extend(read_tasks_doc(tasks_file, doc, &no_env).0.errors);
+                errors.extend(read_tasks_doc(tasks_file, doc, &no_env, env).0.errors);
             }
             return Err(ConfigErrors(errors));
         }
     };
 
     let env_paths = apply_env(&mut config_doc.value, env);
-    let mut conv = Conv::new(config_file, &config_doc.lines, &env_paths);
+    let mut conv = Conv::new(config_file, &config_doc.lines, &env_paths, env);
     conv.duplicates(&config_doc.duplicates);
     let raw = RootRaw::read(Some(&config_doc.value), "", &mut conv);
     let (mut config, host) = conv.config(&raw);
     let database = config.database.database.clone();
+    let tls_defaults = config.dispatcher.tls.clone();
     let mut warnings = Vec::new();
     match &tasks_doc {
         Some(Some(doc)) => {
@@ -512,9 +579,9 @@ fn load_texts(
                     tasks_file.display()
                 ));
             }
-            let (mut task_conv, tasks_raw) = read_tasks_doc(tasks_file, doc, &no_env);
+            let (mut task_conv, tasks_raw) = read_tasks_doc(tasks_file, doc, &no_env, env);
             if let Some(tasks_raw) = tasks_raw {
-                config.tasks = task_conv.tasks(&tasks_raw, &database, &host, || {
+                config.tasks = task_conv.tasks(&tasks_raw, &database, &host, &tls_defaults, || {
                     format!("the `tasks:` list in {} is empty", tasks_file.display())
                 });
             }
@@ -522,9 +589,11 @@ fn load_texts(
             errors.append(&mut task_conv.errors);
             warnings.append(&mut conv.warnings);
             warnings.append(&mut task_conv.warnings);
+            config.secret_files.append(&mut conv.secret_files);
+            config.secret_files.append(&mut task_conv.secret_files);
         }
         None => {
-            config.tasks = conv.tasks(&raw.tasks, &database, &host, || {
+            config.tasks = conv.tasks(&raw.tasks, &database, &host, &tls_defaults, || {
                 format!(
                     "{} does not exist and the config has no `tasks:` list; add tasks to one \
                      of them",
@@ -533,6 +602,7 @@ fn load_texts(
             });
             errors.append(&mut conv.errors);
             warnings.append(&mut conv.warnings);
+            config.secret_files.append(&mut conv.secret_files);
         }
         Some(None) => errors.append(&mut conv.errors),
     }
@@ -549,8 +619,9 @@ fn read_tasks_doc<'a>(
     file: &'a Path,
     doc: &'a Doc,
     no_env: &'a BTreeMap<String, String>,
+    env: &'a dyn Fn(&str) -> Option<String>,
 ) -> (Conv<'a>, Option<TaskList>) {
-    let mut conv = Conv::new(file, &doc.lines, no_env);
+    let mut conv = Conv::new(file, &doc.lines, no_env, env);
     conv.duplicates(&doc.duplicates);
     let tasks = match &doc.value {
         Value::Mapping(_) | Value::Null => {
@@ -958,12 +1029,18 @@ section!(DatabaseRaw {
     host: Field<String>,
     port: Field<Int>,
     user: Field<String>,
-    password: Field<Secret>,
+    password: Field<SecretSource>,
+    password_file: Field<String>,
     database: Field<String>,
     server_id: Field<Int>,
     charset: Field<String>,
     connect_timeout: Field<GoDuration>,
     read_timeout: Field<GoDuration>,
+    tls: Field<DbTlsMode>,
+    ca_file: Field<String>,
+    cert_file: Field<String>,
+    key_file: Field<String>,
+    server_public_key_file: Field<String>,
 });
 
 section!(LogRaw {
@@ -996,7 +1073,11 @@ section!(DispatcherRaw {
     idle_conn_timeout: Field<GoDuration>,
     batch_size: Field<Int>,
     batch_timeout: Field<GoDuration>,
-    secret: Field<SecretKey>,
+    secret: Field<SecretSource>,
+    secret_file: Field<String>,
+    ca_file: Field<String>,
+    cert_file: Field<String>,
+    key_file: Field<String>,
 });
 
 section!(MonitorRaw {
@@ -1015,7 +1096,11 @@ section!(TaskRaw {
     events: Field<Vec<Value>>,
     callback_url: Field<String>,
     headers: Field<Headers>,
-    secret: Field<SecretKey>,
+    secret: Field<SecretSource>,
+    secret_file: Field<String>,
+    ca_file: Field<String>,
+    cert_file: Field<String>,
+    key_file: Field<String>,
 });
 
 section!(
@@ -1102,9 +1187,88 @@ impl Leaf for String {
     }
 }
 
-impl Leaf for Secret {
-    fn parse(value: &Value) -> Result<Secret, Problem> {
-        text(value, "a string", true).map(|s| Secret(s.to_string()))
+/// Where a secret's text is: written in the file, in another file (`{file: /path}`, a
+/// mounted Kubernetes or Docker secret) or in an environment variable (`{env: NAME}`).
+/// Resolved by `Conv::secret`, which reports unreadable files without their content.
+#[derive(Clone)]
+enum SecretSource {
+    Text(String),
+    File(PathBuf),
+    Env(String),
+}
+
+const SECRET_FORMS: &str = "a string, {file: /path/to/secret} or {env: VARIABLE}";
+
+impl Leaf for SecretSource {
+    fn parse(value: &Value) -> Result<SecretSource, Problem> {
+        let wrong = || Problem::WrongType {
+            expected: SECRET_FORMS,
+            found: describe(value, true),
+        };
+        match value {
+            Value::String(s) => Ok(SecretSource::Text(s.clone())),
+            Value::Mapping(map) if map.len() == 1 => {
+                let Some((Value::String(form), Value::String(at))) = map.iter().next() else {
+                    return Err(wrong());
+                };
+                match form.as_str() {
+                    "file" => Ok(SecretSource::File(PathBuf::from(at))),
+                    "env" => Ok(SecretSource::Env(at.clone())),
+                    _ => Err(wrong()),
+                }
+            }
+            _ => Err(wrong()),
+        }
+    }
+}
+
+/// A secret file's text without its trailing line break (`echo pw > file` writes one).
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    let mut text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => {
+            format!("the secret file {} is not UTF-8 text", path.display())
+        }
+        _ => format!(
+            "cannot read the secret file {}: {e}; it must be readable by the user pikachu \
+             runs as",
+            path.display()
+        ),
+    })?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.is_empty() {
+        return Err(format!("the secret file {} is empty", path.display()));
+    }
+    Ok(text)
+}
+
+impl Leaf for DbTlsMode {
+    fn parse(value: &Value) -> Result<Self, Problem> {
+        let written = text(value, "a TLS mode", false)?;
+        Ok(
+            match written
+                .trim()
+                .to_ascii_lowercase()
+                .replace('-', "_")
+                .as_str()
+            {
+                "disabled" => DbTlsMode::Disabled,
+                "preferred" => DbTlsMode::Preferred,
+                "required" => DbTlsMode::Required,
+                "verify_ca" => DbTlsMode::VerifyCa,
+                "verify_identity" => DbTlsMode::VerifyIdentity,
+                _ => {
+                    return Err(Problem::Invalid(format!(
+                        "unknown TLS mode {written:?} (expected disabled, preferred, required, \
+                     verify_ca or verify_identity)"
+                    )))
+                }
+            },
+        )
     }
 }
 
@@ -1221,27 +1385,21 @@ impl Leaf for LogFormat {
     }
 }
 
-/// A signing secret: `None` when empty (not signed).
-#[derive(Clone)]
-struct SecretKey(Option<SigningKey>);
-
-impl Leaf for SecretKey {
-    fn parse(value: &Value) -> Result<SecretKey, Problem> {
-        let written = text(value, "a string", true)?;
-        if written.is_empty() {
-            return Ok(SecretKey(None));
-        }
-        if !written.trim().starts_with("whsec_") {
-            return Err(Problem::BadSecret(
-                "not a Standard Webhooks secret: it must start with `whsec_` followed by the \
-                 base64 of the key (e.g. `whsec_` + the output of `openssl rand -base64 32`)"
-                    .into(),
-            ));
-        }
-        SigningKey::parse(written)
-            .map(|key| SecretKey(Some(key)))
-            .map_err(|e| Problem::BadSecret(e.to_string()))
+/// A signing secret's text as a key: `None` when empty (not signed).
+fn signing_key(written: &str) -> Result<Option<SigningKey>, Problem> {
+    if written.is_empty() {
+        return Ok(None);
     }
+    if !written.trim().starts_with("whsec_") {
+        return Err(Problem::BadSecret(
+            "not a Standard Webhooks secret: it must start with `whsec_` followed by the \
+             base64 of the key (e.g. `whsec_` + the output of `openssl rand -base64 32`)"
+                .into(),
+        ));
+    }
+    SigningKey::parse(written)
+        .map(Some)
+        .map_err(|e| Problem::BadSecret(e.to_string()))
 }
 
 /// A list taken whole (task `events`), checked item by item by the validation.
@@ -1416,8 +1574,11 @@ struct Conv<'a> {
     file: &'a Path,
     lines: &'a HashMap<String, usize>,
     env_paths: &'a BTreeMap<String, String>,
+    /// The environment, for secrets written as `{env: NAME}`.
+    env: &'a dyn Fn(&str) -> Option<String>,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
+    secret_files: Vec<(String, PathBuf)>,
 }
 
 impl<'a> Conv<'a> {
@@ -1425,13 +1586,16 @@ impl<'a> Conv<'a> {
         file: &'a Path,
         lines: &'a HashMap<String, usize>,
         env_paths: &'a BTreeMap<String, String>,
+        env: &'a dyn Fn(&str) -> Option<String>,
     ) -> Self {
         Conv {
             file,
             lines,
             env_paths,
+            env,
             errors: Vec::new(),
             warnings: Vec::new(),
+            secret_files: Vec::new(),
         }
     }
 
@@ -1579,8 +1743,52 @@ impl<'a> Conv<'a> {
         }
     }
 
-    fn signing_key(&mut self, field: &Field<SecretKey>) -> Option<SigningKey> {
-        let SecretKey(key) = self.get(field)?;
+    /// A secret's text from the config, a file or the environment. `file` is the
+    /// `…_file` key beside it (the Docker convention), an alternative to `{file: …}`.
+    fn secret(&mut self, field: &Field<SecretSource>, file: &Field<String>) -> Option<String> {
+        let source = match (self.get(field), self.get(file)) {
+            (Some(_), Some(_)) => {
+                self.invalid(
+                    &file.key,
+                    format!("both {} and {} are set; keep one", field.key, file.key),
+                );
+                return None;
+            }
+            (Some(source), None) => source,
+            (None, Some(path)) => SecretSource::File(PathBuf::from(path)),
+            (None, None) => return None,
+        };
+        let key = if file.given() { &file.key } else { &field.key };
+        self.resolve_secret(key, source)
+    }
+
+    fn resolve_secret(&mut self, key: &str, source: SecretSource) -> Option<String> {
+        let resolved = match source {
+            SecretSource::Text(text) => Ok(text),
+            SecretSource::File(path) => {
+                self.secret_files.push((key.to_owned(), path.clone()));
+                read_secret_file(&path)
+            }
+            SecretSource::Env(name) => (self.env)(&name)
+                .ok_or_else(|| format!("the environment variable {name} is not set")),
+        };
+        resolved.map_err(|why| self.invalid(key, why)).ok()
+    }
+
+    fn signing_key(
+        &mut self,
+        field: &Field<SecretSource>,
+        file: &Field<String>,
+    ) -> Option<SigningKey> {
+        let text = self.secret(field, file)?;
+        let key_name = if file.given() { &file.key } else { &field.key };
+        let key = match signing_key(&text) {
+            Ok(key) => key,
+            Err(problem) => {
+                self.problem(key_name, problem);
+                return None;
+            }
+        };
         if key.is_none() {
             // An empty value (often an unset variable in a template) means "not signed";
             // say so, because someone who wrote the key probably wanted signing.
@@ -1590,6 +1798,67 @@ impl<'a> Conv<'a> {
             );
         }
         key
+    }
+
+    /// A PEM file of certificates, read now so that a wrong path or file is reported
+    /// with the others instead of failing the first connection.
+    fn certificate_file(&mut self, field: &Field<String>) -> Option<PathBuf> {
+        let path = PathBuf::from(self.get(field).filter(|p| !p.trim().is_empty())?);
+        match crate::tls::read_certificates(&path) {
+            Ok(_) => Some(path),
+            Err(e) => {
+                self.invalid(&field.key, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// `cert_file` and `key_file`: both or neither, each a readable PEM file.
+    fn client_cert(&mut self, cert: &Field<String>, key: &Field<String>) -> Option<ClientCert> {
+        let cert_file = self.certificate_file(cert);
+        let key_file = match self.get(key).filter(|p| !p.trim().is_empty()) {
+            None => None,
+            Some(path) => {
+                let path = PathBuf::from(path);
+                match crate::tls::read_private_key(&path) {
+                    Ok(_) => Some(path),
+                    Err(e) => {
+                        self.invalid(&key.key, e.to_string());
+                        None
+                    }
+                }
+            }
+        };
+        match (cert.given(), key.given()) {
+            (true, false) => self.invalid(
+                &key.key,
+                format!(
+                    "is missing: {} needs the private key it was issued for",
+                    cert.key
+                ),
+            ),
+            (false, true) => self.invalid(
+                &cert.key,
+                format!("is missing: {} is the key of a certificate", key.key),
+            ),
+            _ => {}
+        }
+        Some(ClientCert {
+            cert_file: cert_file?,
+            key_file: key_file?,
+        })
+    }
+
+    fn http_tls(
+        &mut self,
+        ca: &Field<String>,
+        cert: &Field<String>,
+        key: &Field<String>,
+    ) -> HttpTls {
+        HttpTls {
+            ca_file: self.certificate_file(ca),
+            client_cert: self.client_cert(cert, key),
+        }
     }
 
     fn warn_ignored<T>(&mut self, field: &Field<T>, why: &str) {
@@ -1638,6 +1907,7 @@ impl<'a> Conv<'a> {
             data_dir,
             start_from,
             tasks: Vec::new(),
+            secret_files: Vec::new(),
             warnings: Vec::new(),
         };
         (config, host)
@@ -1672,7 +1942,23 @@ impl<'a> Conv<'a> {
                 0
             }),
         };
-        let password = self.get(&s.password).unwrap_or_default();
+        let password = Secret(
+            self.secret(&s.password, &s.password_file)
+                .unwrap_or_default(),
+        );
+        let tls = self.database_tls(s);
+        let server_public_key_file = self
+            .get(&s.server_public_key_file)
+            .filter(|p| !p.trim().is_empty())
+            .map(PathBuf::from);
+        if let Some(path) = &server_public_key_file {
+            if let Err(e) = std::fs::read(path) {
+                self.invalid(
+                    &s.server_public_key_file.key,
+                    format!("cannot read {}: {e}", path.display()),
+                );
+            }
+        }
         let charset = match self.get(&s.charset) {
             None => "utf8mb4".to_string(),
             Some(c) if c.is_empty() => "utf8mb4".to_string(),
@@ -1697,6 +1983,40 @@ impl<'a> Conv<'a> {
             charset,
             connect_timeout: self.wait(&s.connect_timeout, Duration::from_secs(10)),
             read_timeout: self.wait(&s.read_timeout, Duration::from_secs(30)),
+            tls,
+            server_public_key_file,
+        }
+    }
+
+    fn database_tls(&mut self, s: &DatabaseRaw) -> DbTls {
+        let ca_file = self.certificate_file(&s.ca_file);
+        let client_cert = self.client_cert(&s.cert_file, &s.key_file);
+        // As the MySQL client: a CA without a mode means "verify with it".
+        let mode = self.get(&s.tls).unwrap_or(if s.ca_file.given() {
+            DbTlsMode::VerifyCa
+        } else {
+            DbTlsMode::Preferred
+        });
+        if s.ca_file.given() && !mode.verifies() {
+            self.warn(
+                &s.ca_file.key,
+                format!(
+                    "is not used with tls: {} (the server's certificate is not verified); \
+                     set tls: verify_identity (or verify_ca) to verify it",
+                    mode.as_str()
+                ),
+            );
+        }
+        if mode == DbTlsMode::Disabled && (s.cert_file.given() || s.key_file.given()) {
+            self.warn(
+                &s.cert_file.key,
+                "is not used with tls: disabled (no TLS, so no client certificate)".into(),
+            );
+        }
+        DbTls {
+            mode,
+            ca_file,
+            client_cert,
         }
     }
 
@@ -1827,7 +2147,8 @@ impl<'a> Conv<'a> {
             batch_size: self.count(&s.batch_size, 1),
             batch_timeout: self.wait(&s.batch_timeout, Duration::from_millis(100)),
             shutdown_timeout: self.wait(&s.shutdown_timeout, Duration::from_secs(30)),
-            secret: self.signing_key(&s.secret),
+            secret: self.signing_key(&s.secret, &s.secret_file),
+            tls: self.http_tls(&s.ca_file, &s.cert_file, &s.key_file),
         }
     }
 
@@ -1968,6 +2289,7 @@ impl<'a> Conv<'a> {
         list: &TaskList,
         database: &str,
         host: &HostState,
+        defaults: &HttpTls,
         empty_reason: impl FnOnce() -> String,
     ) -> Vec<Task> {
         let items: &[(usize, TaskRaw)] = match list {
@@ -1985,7 +2307,7 @@ impl<'a> Conv<'a> {
         let mut tasks = Vec::new();
         let mut first_index: BTreeMap<String, usize> = BTreeMap::new();
         for (index, raw) in items {
-            let Some(task) = self.task(raw, database, host) else {
+            let Some(task) = self.task(raw, database, host, defaults) else {
                 continue;
             };
             if let Some(first) = first_index.get(&task.task_id) {
@@ -2006,7 +2328,13 @@ impl<'a> Conv<'a> {
     /// `None` when the task is too broken to use; its problems are recorded. A task with
     /// problems is still returned when it has an id, so that a duplicate id is reported
     /// too; the load fails on the recorded errors either way.
-    fn task(&mut self, s: &TaskRaw, database: &str, host: &HostState) -> Option<Task> {
+    fn task(
+        &mut self,
+        s: &TaskRaw,
+        database: &str,
+        host: &HostState,
+        defaults: &HttpTls,
+    ) -> Option<Task> {
         let task_id = self.required(
             &s.task_id,
             "a unique name for the task, sent as X-Pikachu-Task-Id",
@@ -2043,7 +2371,12 @@ impl<'a> Conv<'a> {
         let events = self.events(&s.events);
         let callback_url = self.callback_url(&s.callback_url, host);
         let headers = self.headers(&s.headers);
-        let secret = self.signing_key(&s.secret);
+        let secret = self.signing_key(&s.secret, &s.secret_file);
+        let own_tls = self.http_tls(&s.ca_file, &s.cert_file, &s.key_file);
+        let tls = HttpTls {
+            ca_file: own_tls.ca_file.or_else(|| defaults.ca_file.clone()),
+            client_cert: own_tls.client_cert.or_else(|| defaults.client_cert.clone()),
+        };
         if task_id.is_empty() {
             return None;
         }
@@ -2057,6 +2390,7 @@ impl<'a> Conv<'a> {
             callback_url: callback_url.unwrap_or_default(),
             headers,
             secret,
+            tls,
         })
     }
 
@@ -2168,17 +2502,22 @@ impl<'a> Conv<'a> {
                 );
                 continue;
             }
-            let text = match &value {
-                Value::Null => {
-                    self.problem(
-                        &key,
-                        Problem::Missing("a header value; write \"\" for an empty one"),
-                    );
-                    continue;
-                }
-                Value::String(text) => text,
-                other => {
-                    self.wrong_type(&key, "a string", other, true);
+            if value.is_null() {
+                self.problem(
+                    &key,
+                    Problem::Missing("a header value; write \"\" for an empty one"),
+                );
+                continue;
+            }
+            // Header values often carry credentials (`Authorization`): they may come from
+            // a file or the environment like any secret.
+            let text = match SecretSource::parse(&value) {
+                Ok(source) => match self.resolve_secret(&key, source) {
+                    Some(text) => text,
+                    None => continue,
+                },
+                Err(problem) => {
+                    self.problem(&key, problem);
                     continue;
                 }
             };
@@ -2926,7 +3265,8 @@ tasks:
         assert_eq!(
             m,
             [
-                "config.yaml: database.password: expected a string, found a mapping",
+                "config.yaml: database.password: expected a string, {file: /path/to/secret} or {env: \
+                 VARIABLE}, found a mapping",
                 "config.yaml: dispatcher.timeout: \"30x\" is not a duration (use 30s, 100ms, 2m)",
                 "config.yaml: callback_host: expected a string, found a list",
             ]
@@ -3599,6 +3939,164 @@ monitor:
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.tasks[0].task_id, "beside");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_the_environment() {
+        let dir = TempDir::new(&[
+            ("db-password", "from-a-file\n"),
+            ("webhook-secret", &format!("{GOOD_SECRET}\r\n")),
+            ("token", "Bearer t0ken"),
+        ]);
+        let d = dir.0.display();
+        let config = format!(
+            "{}{ONE_TASK}    secret: {{file: {d}/webhook-secret}}\n    headers:\n      \
+             Authorization: {{file: {d}/token}}\n      X-Env: {{env: TOKEN_VAR}}\n",
+            DB.replace(
+                "  password: hunter2-pw\n",
+                &format!("  password_file: {d}/db-password\n")
+            )
+        );
+        let c = load_env(&config, &[("TOKEN_VAR", "from-env")]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.database.password.expose(), "from-a-file");
+        assert_eq!(
+            signed(c.tasks[0].secret.as_ref().unwrap()),
+            signed(&good_key())
+        );
+        let headers: Vec<(&str, &[u8])> = c.tasks[0]
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("authorization", &b"Bearer t0ken"[..]),
+                ("x-env", b"from-env")
+            ]
+        );
+        let files: Vec<&str> = c.secret_files.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            files,
+            [
+                "database.password_file",
+                "tasks[0].headers.Authorization",
+                "tasks[0].secret"
+            ]
+        );
+        // The Docker convention through the environment: PIKACHU_DATABASE_PASSWORD_FILE.
+        let config = format!("{}{ONE_TASK}", DB.replace("  password: hunter2-pw\n", ""));
+        let path = format!("{d}/db-password");
+        let c = load_env(&config, &[("PIKACHU_DATABASE_PASSWORD_FILE", &path)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.database.password.expose(), "from-a-file");
+    }
+
+    #[test]
+    fn bad_secret_sources_are_named_without_content() {
+        let dir = TempDir::new(&[("empty", "\n"), ("pw", "s3cret-in-file\n")]);
+        let d = dir.0.display();
+        let config = format!(
+            "{}  password_file: {d}/pw\n{ONE_TASK}    secret_file: {d}/missing\n    headers:\n      \
+             X-A: {{file: {d}/empty}}\n      X-B: {{env: NOT_SET}}\n      X-C: {{vault: x}}\n",
+            DB
+        );
+        let m = messages(load_str(&config));
+        assert_has(&m, "database.password_file: both database.password and database.password_file are set; keep one");
+        assert_has(
+            &m,
+            &format!("tasks[0].secret_file: cannot read the secret file {d}/missing: No such file"),
+        );
+        assert_has(
+            &m,
+            &format!("tasks[0].headers.X-A: the secret file {d}/empty is empty"),
+        );
+        assert_has(
+            &m,
+            "tasks[0].headers.X-B: the environment variable NOT_SET is not set",
+        );
+        assert_has(&m, "tasks[0].headers.X-C: expected a string, {file: /path/to/secret} or {env: VARIABLE}, found a mapping");
+        let all = m.join("\n");
+        assert!(
+            !all.contains("s3cret-in-file") && !all.contains("hunter2"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn database_tls_modes_and_files() {
+        let dir = TempDir::new(&[
+            ("ca.pem", crate::tls::tests::CERT),
+            ("key.pem", crate::tls::tests::KEY),
+        ]);
+        let d = dir.0.display();
+        let with = |extra: &str| format!("{DB}{extra}{ONE_TASK}");
+        let c = ok(&with(""));
+        assert_eq!(c.database.tls.mode, DbTlsMode::Preferred);
+        for (written, mode) in [
+            ("disabled", DbTlsMode::Disabled),
+            ("REQUIRED", DbTlsMode::Required),
+            ("verify-ca", DbTlsMode::VerifyCa),
+            ("verify_identity", DbTlsMode::VerifyIdentity),
+        ] {
+            let c = ok(&with(&format!("  tls: {written}\n")));
+            assert_eq!(c.database.tls.mode, mode, "{written}");
+        }
+        // A CA without a mode verifies with it, as the MySQL client does.
+        let c = ok(&with(&format!(
+            "  ca_file: {d}/ca.pem\n  cert_file: {d}/ca.pem\n  key_file: {d}/key.pem\n"
+        )));
+        assert_eq!(c.database.tls.mode, DbTlsMode::VerifyCa);
+        assert_eq!(c.database.tls.ca_file, Some(dir.0.join("ca.pem")));
+        assert_eq!(
+            c.database
+                .tls
+                .client_cert
+                .as_ref()
+                .map(|c| c.key_file.clone()),
+            Some(dir.0.join("key.pem"))
+        );
+        let c = ok(&with(&format!("  tls: required\n  ca_file: {d}/ca.pem\n")));
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("database.ca_file: is not used with tls: required")),
+            "{:?}",
+            c.warnings
+        );
+        let m = messages(load_str(&with(&format!(
+            "  tls: sometimes\n  ca_file: {d}/key.pem\n  cert_file: {d}/ca.pem\n"
+        ))));
+        assert_has(&m, "database.tls: unknown TLS mode \"sometimes\" (expected disabled, preferred, required, verify_ca or verify_identity)");
+        assert_has(
+            &m,
+            &format!("database.ca_file: {d}/key.pem holds no certificate"),
+        );
+        assert_has(&m, "database.key_file: is missing: database.cert_file needs the private key it was issued for");
+        assert!(
+            !m.join("\n").contains("PRIVATE KEY-----\nM"),
+            "no key material in messages"
+        );
+    }
+
+    #[test]
+    fn receiver_tls_defaults_to_the_dispatchers_per_file() {
+        let dir = TempDir::new(&[
+            ("ca.pem", crate::tls::tests::CERT),
+            ("other.pem", crate::tls::tests::CERT),
+            ("key.pem", crate::tls::tests::KEY),
+        ]);
+        let d = dir.0.display();
+        let config = format!(
+            "{DB}dispatcher:\n  ca_file: {d}/ca.pem\n  cert_file: {d}/ca.pem\n  key_file: {d}/key.pem\n\
+             tasks:\n  - {{task_id: a, table_name: t, events: [insert], callback_url: https://x.io/1}}\n  \
+             - {{task_id: b, table_name: t, events: [insert], callback_url: https://x.io/2, ca_file: {d}/other.pem}}\n"
+        );
+        let c = ok(&config);
+        assert_eq!(c.dispatcher.tls.ca_file, Some(dir.0.join("ca.pem")));
+        assert_eq!(c.tasks[0].tls, c.dispatcher.tls);
+        assert_eq!(c.tasks[1].tls.ca_file, Some(dir.0.join("other.pem")));
+        assert_eq!(c.tasks[1].tls.client_cert, c.dispatcher.tls.client_cert);
     }
 
     #[test]

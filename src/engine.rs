@@ -12,13 +12,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::checkpoint::{self, CheckpointError, Tracker};
-use crate::config::{Config, StartFrom};
+use crate::config::{Config, DbTlsMode, StartFrom};
 use crate::deadletter::{self, DeadLetters};
 use crate::dispatch::{self, DispatchContext, DispatchError, Dispatcher};
 use crate::exit::Exit;
 use crate::shutdown::Signal;
 use crate::sink::SinkClosed;
-use crate::source::mysql_opts;
+use crate::source::connect::{Connector, TlsSession};
 use crate::source::preflight::{self, PreflightError, ServerInfo};
 use crate::source::reader::{Reader, ReaderError};
 use crate::stats::{Metrics, Stats};
@@ -78,19 +78,9 @@ fn join<T>(handle: JoinHandle<T>) -> T {
     }
 }
 
-fn connect(cfg: &Config) -> Result<mysql::Conn, PreflightError> {
-    mysql::Conn::new(mysql_opts(&cfg.database, None)).map_err(|error| PreflightError::Connect {
-        address: format!(
-            "{}:{} as `{}`",
-            cfg.database.host, cfg.database.port, cfg.database.user
-        ),
-        error,
-    })
-}
-
 /// Connects and refuses servers pikachu cannot read.
 fn preflight(cfg: &Config) -> Result<(mysql::Conn, ServerInfo), PreflightError> {
-    let mut conn = connect(cfg)?;
+    let mut conn = Connector::new(&cfg.database, None).connect()?;
     let info = ServerInfo::read(&mut conn)?;
     let problems = info.blocking_problems();
     if !problems.is_empty() {
@@ -109,15 +99,37 @@ fn preflight(cfg: &Config) -> Result<(mysql::Conn, ServerInfo), PreflightError> 
 pub fn run(cfg: Config) -> Result<(), EngineError> {
     let cfg = Arc::new(cfg);
     let (mut conn, info) = preflight(&cfg).map_err(EngineError::Preflight)?;
+    let tls = TlsSession::read(&mut conn).map_err(|error| {
+        EngineError::Preflight(PreflightError::Query {
+            what: "the session's TLS status",
+            error,
+        })
+    })?;
     log::info!(
-        "connected to {} at {}:{} (binlog_format {}, binlog_row_image {}, binlog_row_metadata {})",
+        "connected to {} at {}:{} (TLS: {}, database.tls: {}; binlog_format {}, \
+         binlog_row_image {}, binlog_row_metadata {})",
         info.version,
         cfg.database.host,
         cfg.database.port,
+        tls.describe(),
+        cfg.database.tls.mode.as_str(),
         info.binlog_format,
         info.binlog_row_image,
         info.binlog_row_metadata.as_deref().unwrap_or("n/a")
     );
+    if tls.version.is_none() && cfg.database.tls.mode != DbTlsMode::Disabled {
+        log::warn!(
+            "the connection to the database is not encrypted: the server offers no TLS, so \
+             the password and every row cross the network in clear; enable TLS on the server \
+             (ssl_cert, ssl_key), then set database.tls: verify_identity and database.ca_file"
+        );
+    } else if tls.version.is_some() && !cfg.database.tls.mode.verifies() {
+        log::info!(
+            "the database's certificate is not verified (database.tls: {}); set database.tls: \
+             verify_identity and database.ca_file to be sure who you are talking to",
+            cfg.database.tls.mode.as_str()
+        );
+    }
     let _lock = lock_data_dir(&cfg.data_dir)?;
     warn_if_exposed(&cfg.data_dir);
     let saved = checkpoint::load(&cfg.data_dir).map_err(EngineError::Checkpoint)?;
@@ -286,7 +298,7 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, EngineError> {
     crate::fsutil::create_private_dir(dir).map_err(|e| {
         EngineError::DataDir(format!("cannot create data_dir {}: {e}", dir.display()))
     })?;
-    let path = dir.join("pikachu.lock");
+    let path = checkpoint::lock_path(dir);
     let file = crate::fsutil::private(&mut std::fs::OpenOptions::new())
         .create(true)
         .truncate(false)
@@ -342,12 +354,7 @@ pub fn replay_dead_letters(cfg: &Config) -> Result<String, EngineError> {
 /// Warns about a `data_dir` (or a file in it) that other users can read: one created by
 /// an older pikachu or by hand keeps its mode, and dead letters hold whole rows.
 fn warn_if_exposed(data_dir: &std::path::Path) {
-    let files = [
-        data_dir.to_path_buf(),
-        checkpoint::file_path(data_dir),
-        deadletter::file_path(data_dir),
-        data_dir.join("pikachu.lock"),
-    ];
+    let files = checkpoint::private_paths(data_dir);
     for warning in files.iter().filter_map(|p| crate::fsutil::exposed(p)) {
         log::warn!("{warning}");
     }

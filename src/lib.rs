@@ -36,3 +36,4 @@ pub mod signature;
 pub mod sink;
 pub mod source;
 pub mod stats;
+pub mod tls;

@@ -19,6 +19,7 @@
 //! length the queues really had and costs the hot path nothing. Deliveries a worker
 //! holds (being sent, or gathered into a batch) are not queued any more.
 
+mod client;
 mod resolve;
 mod retry;
 mod worker;
@@ -37,7 +38,7 @@ use crossbeam_channel::{SendTimeoutError, Sender, TrySendError};
 use ureq::http::{HeaderName, HeaderValue, Uri};
 
 use crate::checkpoint::{Checkpoint, Tracker};
-use crate::config::{host_port, Config, DispatcherConfig, Task};
+use crate::config::{host_port, Config, Task};
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::event::{Delivery, RowChange, RowImage, Value};
 use crate::shutdown::Signal;
@@ -49,9 +50,14 @@ use worker::Item;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
-    /// The HTTP client could not be built (bad TLS setup …).
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
+    /// A task's certificate or key file cannot be used (it was when the configuration
+    /// was loaded: it changed since).
+    #[error("task {task}: cannot set up TLS for its receiver: {source}")]
+    Tls {
+        task: String,
+        #[source]
+        source: crate::tls::PemError,
+    },
     /// A thread could not be started.
     #[error("cannot start a dispatch worker thread: {0}")]
     Spawn(#[source] std::io::Error),
@@ -77,7 +83,6 @@ pub struct Dispatcher {
 /// What every worker reads; immutable after start.
 struct Shared {
     ctx: DispatchContext,
-    agent: ureq::Agent,
     /// By task index, as in `Config::tasks`.
     targets: Vec<Target>,
     /// How many deliveries a worker may set aside behind failing keys (the capacity of
@@ -194,6 +199,9 @@ struct Target {
     /// `host:port` of the URL, the key of `dispatcher.max_connections`.
     host: String,
     key: Option<SigningKey>,
+    /// The task's agent: its TLS settings and proxy (shared with tasks that have the
+    /// same ones).
+    agent: ureq::Agent,
 }
 
 /// How long `route` sleeps between checks of `abort` while it waits at a barrier or on
@@ -205,8 +213,18 @@ const BARRIER_POLL: Duration = Duration::from_millis(100);
 const ABORT_GRACE: Duration = Duration::from_millis(500);
 
 impl Target {
-    fn new(task: &Task, default_key: Option<&SigningKey>) -> Target {
-        Target {
+    fn new(
+        task: &Task,
+        default_key: Option<&SigningKey>,
+        agents: &mut client::Agents,
+    ) -> Result<Target, DispatchError> {
+        let agent = agents
+            .for_url(&task.callback_url, &task.tls)
+            .map_err(|source| DispatchError::Tls {
+                task: task.task_id.clone(),
+                source,
+            })?;
+        Ok(Target {
             task_id: task.task_id.clone(),
             url: task.callback_url.clone(),
             url_text: task.callback_url.to_string(),
@@ -220,31 +238,9 @@ impl Target {
                 format!("{host}:{port}")
             },
             key: task.secret.as_ref().or(default_key).cloned(),
-        }
+            agent,
+        })
     }
-}
-
-/// One agent for all workers, so connections are pooled across them.
-fn build_agent(dc: &DispatcherConfig, workers: usize) -> ureq::Agent {
-    let config = ureq::Agent::config_builder()
-        // 4xx/5xx come back as responses: their status and `Retry-After` decide.
-        .http_status_as_error(false)
-        .timeout_global(Some(dc.timeout))
-        // A POST redirected would be replayed as a GET without body: a 3xx is an answer
-        // (not retried, dead-lettered), so that a moved receiver is noticed.
-        .max_redirects(0)
-        // Every worker keeps its connection between requests; with ureq's default of 3
-        // idle connections per host every request beyond that reconnects.
-        .max_idle_connections_per_host(workers.max(dc.max_idle_conns))
-        .max_idle_connections(workers.max(dc.max_idle_conns))
-        .max_idle_age(dc.idle_conn_timeout)
-        .user_agent(concat!("pikachu/", env!("CARGO_PKG_VERSION")))
-        .build();
-    ureq::Agent::with_parts(
-        config,
-        ureq::unversioned::transport::DefaultConnector::default(),
-        resolve::CachingResolver::default(),
-    )
 }
 
 impl Dispatcher {
@@ -256,13 +252,20 @@ impl Dispatcher {
         let dc = &ctx.config.dispatcher;
         let worker_count = dc.worker_count.max(1);
         let capacity = (dc.queue_size / worker_count).max(1);
-        let targets = ctx
-            .config
-            .tasks
-            .iter()
-            .map(|task| Target::new(task, dc.secret.as_ref()))
-            .collect();
-        let agent = build_agent(dc, worker_count);
+        let env = |name: &str| std::env::var(name).ok();
+        let mut agents = client::Agents::new(dc, worker_count, &env);
+        let mut targets = Vec::with_capacity(ctx.config.tasks.len());
+        for task in &ctx.config.tasks {
+            targets.push(Target::new(task, dc.secret.as_ref(), &mut agents)?);
+            if let Some(proxy) = client::proxy_for(&task.callback_url, &env) {
+                log::info!(
+                    "task {}: requests go through the proxy {} (from the environment; \
+                     NO_PROXY lists the hosts that bypass it)",
+                    task.task_id,
+                    client::shown(&proxy)
+                );
+            }
+        }
         let host_limit = HostLimit::new(dc.max_connections, worker_count);
         if host_limit.max.is_none() {
             log::info!(
@@ -273,7 +276,6 @@ impl Dispatcher {
         }
         let shared = Arc::new(Shared {
             ctx,
-            agent,
             targets,
             hold_limit: capacity,
             in_flight: parking_lot::Mutex::new(HashMap::new()),
@@ -492,7 +494,10 @@ pub fn replay(config: &Config, letter: &DeadLetter) -> Result<(), DeadLetter> {
     let Some(task) = config.tasks.iter().find(|t| t.task_id == letter.task_id) else {
         return Err(not_attempted(&"the task is no longer configured"));
     };
-    let target = Target::new(task, config.dispatcher.secret.as_ref());
+    let env = |name: &str| std::env::var(name).ok();
+    let mut agents = client::Agents::new(&config.dispatcher, 1, &env);
+    let target = Target::new(task, config.dispatcher.secret.as_ref(), &mut agents)
+        .map_err(|e| not_attempted(&e))?;
     let Some(event_id) = letter.ids.first() else {
         return Err(not_attempted(&"it has no event id"));
     };
@@ -501,8 +506,7 @@ pub fn replay(config: &Config, letter: &DeadLetter) -> Result<(), DeadLetter> {
     // the first attempt's bytes, which is the same JSON to any receiver; the signature
     // covers exactly these bytes.
     let body = serde_json::to_vec(&letter.body).map_err(|e| not_attempted(&e))?;
-    let agent = build_agent(&config.dispatcher, 1);
-    let attempt = worker::post(&agent, &target, event_id, &body);
+    let attempt = worker::post(&target, event_id, &body);
     if attempt.verdict == retry::Verdict::Delivered {
         return Ok(());
     }

@@ -14,8 +14,8 @@ use parking_lot::Mutex;
 use super::*;
 use crate::checkpoint::Checkpoint;
 use crate::config::{
-    DatabaseConfig, DispatcherConfig, EventFilter, LogConfig, LogFormat, MonitorConfig, Secret,
-    ServerConfig, StartFrom, Task,
+    DatabaseConfig, DbTls, DbTlsMode, DispatcherConfig, EventFilter, HttpTls, LogConfig, LogFormat,
+    MonitorConfig, Secret, ServerConfig, StartFrom, Task,
 };
 use crate::deadletter::tests::TempDir;
 use crate::deadletter::{self, DeadLetter};
@@ -193,6 +193,12 @@ fn config(urls: &[String]) -> Config {
             charset: "utf8mb4".into(),
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(30),
+            tls: DbTls {
+                mode: DbTlsMode::Preferred,
+                ca_file: None,
+                client_cert: None,
+            },
+            server_public_key_file: None,
         },
         log: LogConfig {
             level: log::LevelFilter::Info,
@@ -218,6 +224,7 @@ fn config(urls: &[String]) -> Config {
             batch_timeout: Duration::from_millis(100),
             shutdown_timeout: Duration::from_secs(5),
             secret: None,
+            tls: HttpTls::default(),
         },
         monitor: MonitorConfig {
             event_queue_size: 100,
@@ -230,6 +237,7 @@ fn config(urls: &[String]) -> Config {
         callback_host: None,
         data_dir: PathBuf::new(),
         start_from: StartFrom::Latest,
+        secret_files: Vec::new(),
         tasks: urls
             .iter()
             .enumerate()
@@ -246,6 +254,7 @@ fn config(urls: &[String]) -> Config {
                 callback_url: url.parse().expect("a test URL"),
                 headers: Vec::new(),
                 secret: None,
+                tls: HttpTls::default(),
             })
             .collect(),
         warnings: Vec::new(),

@@ -357,7 +357,7 @@ impl Worker<'_> {
         let Some(permit) = self.shared.host_limit.acquire(&target.host, &ctx.abort) else {
             return Step::Aborted;
         };
-        let attempt = post(&self.shared.agent, target, event_id, body);
+        let attempt = post(target, event_id, body);
         drop(permit);
         ctx.stats.request(task, status_class(attempt.status));
         match attempt.verdict {
@@ -483,8 +483,9 @@ impl Worker<'_> {
 
 /// One POST: headers, signature for this attempt's timestamp, the body; reads the
 /// whole answer so the connection goes back to the pool.
-pub(super) fn post(agent: &ureq::Agent, target: &Target, event_id: &str, body: &[u8]) -> Attempt {
-    let mut request = agent
+pub(super) fn post(target: &Target, event_id: &str, body: &[u8]) -> Attempt {
+    let mut request = target
+        .agent
         .post(target.url.clone())
         .header("X-Pikachu-Event-Id", event_id)
         .header("X-Pikachu-Task-Id", target.task_id.as_str());

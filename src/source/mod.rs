@@ -5,11 +5,8 @@
 //! position. It never sends HTTP, never writes the checkpoint and never writes another
 //! stage's counters.
 
-use std::time::Duration;
-
-use crate::config::DatabaseConfig;
-
 pub mod compressed;
+pub mod connect;
 pub mod decode;
 pub mod payload;
 pub mod preflight;
@@ -48,30 +45,4 @@ impl EventError {
             source: Some(Box::new(e)),
         }
     }
-}
-
-/// Connection options for every connection pikachu opens (binlog, schema, checks).
-pub fn mysql_opts(db: &DatabaseConfig, read_timeout: Option<Duration>) -> mysql::Opts {
-    let charset = if db.charset.is_empty() {
-        "utf8mb4"
-    } else {
-        db.charset.as_str()
-    };
-    mysql::OptsBuilder::new()
-        .ip_or_hostname(Some(db.host.clone()))
-        .tcp_port(db.port)
-        .user(Some(db.user.clone()))
-        .pass(if db.password.expose().is_empty() {
-            None
-        } else {
-            Some(db.password.expose().to_owned())
-        })
-        .prefer_socket(false)
-        .tcp_connect_timeout(Some(db.connect_timeout))
-        .read_timeout(read_timeout.or(Some(db.read_timeout)))
-        .write_timeout(Some(db.read_timeout))
-        // A single row event can be far larger than the server's default packet size.
-        .max_allowed_packet(Some(1 << 30))
-        .init(vec![format!("SET NAMES {charset}")])
-        .into()
 }

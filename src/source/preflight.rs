@@ -13,14 +13,9 @@ use crate::event::BinlogPosition;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
-    /// Could not connect or log in.
-    #[error("cannot connect to the database at {address}: {error}")]
-    Connect {
-        /// `host:port as `user``.
-        address: String,
-        #[source]
-        error: mysql::Error,
-    },
+    /// Could not connect or log in (the message names the cause and the fix).
+    #[error(transparent)]
+    Connect(#[from] crate::source::connect::ConnectError),
     /// A query failed.
     #[error("cannot read {what}: {error}")]
     Query {

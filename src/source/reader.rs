@@ -24,9 +24,10 @@ use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::event::{BinlogPosition, ChangeKind, RowChange};
 use crate::shutdown::Signal;
 use crate::sink::{Sink, SinkClosed};
+use crate::source::connect::Connector;
 use crate::source::decode::decode_image;
 use crate::source::schema::{Mapped, SchemaCache, TableEntry};
-use crate::source::{compressed, mysql_opts, payload, preflight, schema};
+use crate::source::{compressed, payload, preflight, schema};
 use crate::stats::SourceStats;
 
 /// Why the reader stopped for good.
@@ -125,7 +126,7 @@ impl Reader {
                 .or_default()
                 .push(i);
         }
-        let lookup = schema::MysqlLookup::new(mysql_opts(&config.database, None));
+        let lookup = schema::MysqlLookup::new(&config.database);
         Reader {
             schema: SchemaCache::new(watched, Box::new(lookup)),
             file: start.file.clone(),
@@ -201,10 +202,10 @@ impl Reader {
         // Silence for three heartbeat periods means the connection is dead (half-open
         // TCP, a paused server): give up and reconnect.
         let read_timeout = hb * 3 + Duration::from_secs(1);
-        let opts = mysql_opts(&self.config.database, Some(read_timeout));
-        let mut conn = match mysql::Conn::new(opts) {
+        let connector = Connector::new(&self.config.database, Some(read_timeout));
+        let mut conn = match connector.connect() {
             Ok(c) => c,
-            Err(e) => return SessionEnd::Lost(format!("cannot connect: {e}")),
+            Err(e) => return SessionEnd::Lost(e.to_string()),
         };
         let setup = [
             format!("SET @master_heartbeat_period = {}", hb.as_nanos()),

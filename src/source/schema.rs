@@ -16,7 +16,9 @@ use mysql::binlog::events::{OptionalMetaExtractor, OptionalMetadataField, TableM
 use mysql::consts::ColumnType;
 use mysql::prelude::Queryable;
 
+use crate::config::DatabaseConfig;
 use crate::event::TableSchema;
+use crate::source::connect::Connector;
 use crate::source::decode::{decode_text, Charset, ColumnDef, ColumnKind};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -87,24 +89,25 @@ pub struct InfoTableRows {
 
 /// `SchemaLookup` over a lazily opened `mysql::Conn`.
 pub struct MysqlLookup {
-    opts: mysql::Opts,
+    connector: Connector,
     conn: Option<mysql::Conn>,
 }
 
 impl MysqlLookup {
-    pub fn new(opts: mysql::Opts) -> Self {
+    pub fn new(db: &DatabaseConfig) -> Self {
         // Names and labels become JSON strings, so they must arrive as UTF-8 whatever
         // `database.charset` says: with `latin1` a name like `größe` comes back as
         // latin1 bytes, fails to convert, and every row of the table is refused.
-        let opts = mysql::OptsBuilder::from_opts(opts)
-            .init(vec!["SET NAMES utf8mb4"])
-            .into();
-        MysqlLookup { opts, conn: None }
+        let connector = Connector::with_init(db, None, Some("utf8mb4"));
+        MysqlLookup {
+            connector,
+            conn: None,
+        }
     }
 
-    fn query(&mut self, database: &str, table: &str) -> mysql::Result<Option<InfoTableRows>> {
+    fn query(&mut self, database: &str, table: &str) -> Result<Option<InfoTableRows>, String> {
         if self.conn.is_none() {
-            self.conn = Some(mysql::Conn::new(self.opts.clone())?);
+            self.conn = Some(self.connector.connect().map_err(|e| e.to_string())?);
         }
         let conn = match self.conn.as_mut() {
             Some(c) => c,
@@ -115,16 +118,19 @@ impl MysqlLookup {
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
              ORDER BY ORDINAL_POSITION",
             (database, table),
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         if columns.is_empty() {
             return Ok(None);
         }
-        let primary_key: Vec<String> = conn.exec(
-            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+        let primary_key: Vec<String> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' \
              ORDER BY ORDINAL_POSITION",
-            (database, table),
-        )?;
+                (database, table),
+            )
+            .map_err(|e| e.to_string())?;
         Ok(Some(InfoTableRows {
             columns,
             primary_key,
@@ -134,10 +140,9 @@ impl MysqlLookup {
 
 impl SchemaLookup for MysqlLookup {
     fn columns(&mut self, database: &str, table: &str) -> Result<Option<InfoTableRows>, String> {
-        self.query(database, table).map_err(|e| {
+        self.query(database, table).inspect_err(|_| {
             // A broken connection is reopened on the next lookup.
             self.conn = None;
-            e.to_string()
         })
     }
 }

@@ -21,6 +21,7 @@ mod operations;
 mod reliability;
 mod reliability_delivery;
 mod schema_fallback;
+mod tls;
 mod values;
 mod values_mariadb_types;
 mod webhooks;

@@ -2,6 +2,7 @@
 //! `scripts/mariadb.sh`, a real webhook receiver on loopback, and the real `pikachu`
 //! binary as a child process.
 
+pub mod tls;
 pub mod writer;
 
 use std::collections::HashMap;
