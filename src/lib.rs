@@ -11,7 +11,7 @@
 //! numbers. The checkpoint flusher thread saves the tracker's safe point. `http` reads
 //! a `stats::Metrics` snapshot; each stage owns its own counters in `stats`.
 //!
-//! Lower modules (`event`, `sink`, `config`, `stats`, `clock`, `fsutil`, `exit`,
+//! Lower modules (`event`, `sink`, `config`, `stats`, `clock`, `fsutil`, `tls`, `exit`,
 //! `shutdown`, `encode`, `signature`, `deadletter`, `checkpoint`) never import higher
 //! ones (`source`, `dispatch`, `engine`, `http`, `listen`, `check`). `engine` wires the
 //! stages together; `main` calls `engine`, `check` or `listen`, which do not import
