@@ -12,6 +12,7 @@
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ::http::Uri;
@@ -174,11 +175,15 @@ fn check_callback(t: &Task, r: &mut Report) {
     let mut last_error = None;
     for addr in &addrs {
         match TcpStream::connect_timeout(addr, CALLBACK_CONNECT_TIMEOUT) {
-            Ok(_) => {
+            Ok(_) if t.callback_url.scheme_str() != Some("https") => {
                 r.ok(
                     &what,
                     &format!("{shown} ({host}:{port} accepts connections)"),
                 );
+                return;
+            }
+            Ok(tcp) => {
+                check_receiver_tls(tcp, &host, t, &what, &shown, r);
                 return;
             }
             Err(e) => last_error = Some(e),
@@ -192,6 +197,105 @@ fn check_callback(t: &Task, r: &mut Report) {
              then dead-lettered until the receiver is up"
         ),
     );
+}
+
+/// A TLS handshake with the receiver, with the task's CA and client certificate: what
+/// every delivery will do, without sending a request.
+fn check_receiver_tls(
+    tcp: TcpStream,
+    host: &str,
+    t: &Task,
+    what: &str,
+    shown: &str,
+    r: &mut Report,
+) {
+    match receiver_handshake(tcp, host, &t.tls) {
+        Ok(not_after) => {
+            let (level, text) = match not_after {
+                Some(not_after) => expiry(not_after),
+                None => (Level::Ok, "expiry date unreadable".to_owned()),
+            };
+            let detail = format!("{shown} (TLS handshake OK; its certificate is {text})");
+            match level {
+                Level::Ok => r.ok(what, &detail),
+                _ => r.warn(what, &format!("{detail}; the receiver must renew it")),
+            }
+        }
+        Err(e) => {
+            let hint = match rustls_cause(&e) {
+                Some(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::UnknownIssuer,
+                )) => {
+                    "its certificate is not signed by a trusted CA: set the task's ca_file (or \
+                     dispatcher.ca_file) to the CA that signed it"
+                }
+                Some(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. },
+                )) => "its certificate is not issued for this host name: use a name it lists",
+                _ => "every delivery would fail the same way and be dead-lettered",
+            };
+            r.fail(what, &format!("{shown}: TLS handshake failed: {e}; {hint}"));
+        }
+    }
+}
+
+fn receiver_handshake(
+    mut tcp: TcpStream,
+    host: &str,
+    tls: &crate::config::HttpTls,
+) -> Result<Option<SystemTime>, std::io::Error> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let invalid = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    match &tls.ca_file {
+        Some(ca) => {
+            for cert in crate::tls::read_certificates(ca).map_err(|e| invalid(&e))? {
+                roots
+                    .add(CertificateDer::from(cert.der().to_vec()))
+                    .map_err(|e| invalid(&e))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| invalid(&e))?
+    .with_root_certificates(roots);
+    let config = match &tls.client_cert {
+        Some(client) => {
+            let chain = crate::tls::read_certificates(&client.cert_file)
+                .map_err(|e| invalid(&e))?
+                .iter()
+                .map(|c| CertificateDer::from(c.der().to_vec()))
+                .collect();
+            let key = crate::tls::read_private_key(&client.key_file).map_err(|e| invalid(&e))?;
+            let key = PrivateKeyDer::try_from(key.der().to_vec()).map_err(|e| invalid(&e))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| invalid(&e))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| invalid(&e))?;
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| invalid(&e))?;
+    tcp.set_read_timeout(Some(CALLBACK_CONNECT_TIMEOUT))?;
+    tcp.set_write_timeout(Some(CALLBACK_CONNECT_TIMEOUT))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)?;
+    }
+    Ok(conn
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|cert| crate::tls::not_after(cert)))
+}
+
+fn rustls_cause(e: &std::io::Error) -> Option<&rustls::Error> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
 }
 
 fn check_data_dir(dir: &Path, r: &mut Report) {

@@ -376,6 +376,27 @@ fn https_receivers_with_a_private_ca_client_certificates_and_proxies() {
         !tunnels.iter().any(|t| t.starts_with("127.0.0.2")),
         "NO_PROXY bypassed: {tunnels:?}"
     );
+    // check shakes hands with each HTTPS receiver with the task's TLS settings.
+    let (code, out) = check(&setup);
+    assert_eq!(
+        code, 1,
+        "a receiver that no delivery can reach fails the check: {out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "OK   task mutual callback URL: {} (TLS handshake OK; its certificate is valid until",
+            mutual.url("/m")
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "FAIL task wrong-ca callback URL: {}: TLS handshake failed:",
+            private_ca.url("/w")
+        )) && out.contains("UnknownIssuer")
+            && out.contains("set the task's ca_file (or dispatcher.ca_file)"),
+        "{out}"
+    );
     let log = p.log();
     assert!(
         log.contains(&format!(
