@@ -246,6 +246,9 @@ pub struct Config {
     /// Validated, without a trailing `/`; already joined into the relative callback URLs.
     pub callback_host: Option<String>,
     pub data_dir: PathBuf,
+    /// A directory of archived binlog files to catch up from when the checkpoint's
+    /// binlog was purged on the server.
+    pub binlog_archive: Option<PathBuf>,
     pub start_from: StartFrom,
     pub tasks: Vec<Task>,
     /// (key, path) of every secret read from a file, for `check`.
@@ -1016,6 +1019,7 @@ section!(
         monitor: MonitorRaw,
         callback_host: Field<String>,
         data_dir: Field<String>,
+        binlog_archive: Field<String>,
         start_from: StartFromRaw,
     }
 );
@@ -1893,6 +1897,22 @@ impl<'a> Conv<'a> {
             Some(dir) => PathBuf::from(dir),
         };
         let start_from = self.start_from(&raw.start_from);
+        let binlog_archive = self
+            .get(&raw.binlog_archive)
+            .filter(|d| !d.trim().is_empty())
+            .map(PathBuf::from);
+        if let Some(dir) = &binlog_archive {
+            if !dir.is_dir() {
+                self.invalid(
+                    &raw.binlog_archive.key,
+                    format!(
+                        "{} is not a directory pikachu can read; name the directory the \
+                         archived binlog files are in",
+                        dir.display()
+                    ),
+                );
+            }
+        }
         let callback_host = match &host {
             HostState::Valid(host) => Some(host.clone()),
             _ => None,
@@ -1905,6 +1925,7 @@ impl<'a> Conv<'a> {
             monitor,
             callback_host,
             data_dir,
+            binlog_archive,
             start_from,
             tasks: Vec::new(),
             secret_files: Vec::new(),

@@ -11,14 +11,16 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::checkpoint::{self, CheckpointError, Tracker};
+use crate::checkpoint::{self, Checkpoint, CheckpointError, Tracker};
 use crate::config::{Config, DbTlsMode, StartFrom};
 use crate::deadletter::{self, DeadLetters};
 use crate::dispatch::{self, DispatchContext, DispatchError, Dispatcher};
+use crate::event::BinlogPosition;
 use crate::exit::Exit;
 use crate::shutdown::Signal;
 use crate::sink::SinkClosed;
 use crate::source::connect::{Connector, TlsSession};
+use crate::source::files::FilePlan;
 use crate::source::preflight::{self, PreflightError, ServerInfo};
 use crate::source::reader::{Reader, ReaderError};
 use crate::stats::{Metrics, Stats};
@@ -133,8 +135,32 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
     let _lock = lock_data_dir(&cfg.data_dir)?;
     warn_if_exposed(&cfg.data_dir);
     let saved = checkpoint::load(&cfg.data_dir).map_err(EngineError::Checkpoint)?;
-    let start = preflight::resolve_start(&mut conn, saved.as_ref(), &cfg.start_from)
-        .map_err(EngineError::Preflight)?;
+    let resolved = preflight::resolve_start(&mut conn, saved.as_ref(), &cfg.start_from);
+    let (start, source) = match (resolved, &saved, &cfg.binlog_archive) {
+        (Ok(start), _, _) => (start, Source::Live),
+        // Purged on the server: the archive may hold what the server no longer has.
+        (Err(PreflightError::PositionGone(_)), Some(saved), Some(dir)) => {
+            let plan = preflight::archive_plan(&mut conn, dir, saved)?;
+            log::info!(
+                "the checkpoint position {}:{} was purged from the server; reading {} \
+                 archived file(s) from {} first ({} … {}), then going on live",
+                saved.file,
+                saved.pos,
+                plan.files.len(),
+                dir.display(),
+                plan.files
+                    .first()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                plan.files
+                    .last()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            );
+            (saved.clone(), Source::ArchiveThenLive(plan))
+        }
+        (Err(e), _, _) => return Err(EngineError::Preflight(e)),
+    };
     drop(conn);
     match &saved {
         Some(_) => log::info!(
@@ -155,7 +181,24 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
             checkpoint::save(&cfg.data_dir, &start).map_err(EngineError::Checkpoint)?;
         }
     }
+    deliver(cfg, start, source)
+}
 
+/// Where the changes come from.
+enum Source {
+    /// The server's binlog, until a signal or a fatal error.
+    Live,
+    /// Binlog files, to their end (`replay-binlog`).
+    Files(FilePlan),
+    /// Archived binlog files (`binlog_archive`), then the server's binlog from where
+    /// they end.
+    ArchiveThenLive(FilePlan),
+}
+
+/// The pipeline from `start`: the reader thread on `source`, the dispatcher, the
+/// checkpoint flusher and the health server, until the source ends (files), a signal or
+/// a fatal error; then the deliveries are finished and the checkpoint saved.
+fn deliver(cfg: Arc<Config>, start: Checkpoint, source: Source) -> Result<(), EngineError> {
     let queue_capacity = cfg.dispatcher.queue_size.max(cfg.dispatcher.worker_count);
     let stats = Arc::new(Stats::new(
         cfg.tasks.iter().map(|t| t.task_id.clone()),
@@ -212,22 +255,32 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
     let reader_thread = std::thread::Builder::new()
         .name("binlog-reader".into())
         .spawn(move || {
-            let result = reader.run(&dispatcher);
-            (result, dispatcher)
+            let result = match &source {
+                Source::Live => reader.run(&dispatcher),
+                Source::Files(plan) => reader.run_files(plan, &dispatcher),
+                Source::ArchiveThenLive(plan) => reader.run_archive_then_live(plan, &dispatcher),
+            };
+            let files = matches!(source, Source::Files(_));
+            (result, dispatcher, files)
         })
         .map_err(|e| EngineError::DataDir(format!("cannot start the reader thread: {e}")))?;
-    let (result, dispatcher) = join(reader_thread);
+    let (result, dispatcher, files) = join(reader_thread);
     // Raised already when a signal (not a fatal error) ended reading.
     let signalled = stop.is_raised();
     // Nothing more will be read: let the deadline run from here if a fatal error, not a
-    // signal, ended reading.
-    stop.raise();
+    // signal, ended reading. Files read to their end are not a shutdown: their
+    // deliveries finish with every retry they need (a signal still stops them).
+    if !(files && result.is_ok()) {
+        stop.raise();
+    }
     let outstanding = tracker.outstanding();
-    if outstanding > 0 {
+    if outstanding > 0 && stop.is_raised() {
         log::info!(
             "reading stopped; finishing {outstanding} queued deliveries (deadline {:.1}s)",
             cfg.dispatcher.shutdown_timeout.as_secs_f64()
         );
+    } else if outstanding > 0 {
+        log::info!("the files are read; waiting for {outstanding} queued deliveries");
     }
     dispatcher.finish();
     flusher_stop.raise();
@@ -243,6 +296,13 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         );
     }
     log::info!("stopped; checkpoint at {}:{}", safe.file, safe.pos);
+    if files && left > 0 && result.is_ok() {
+        return Err(EngineError::Replay(format!(
+            "stopped before every change of the files was delivered; the checkpoint is at \
+             {}:{}, so running the same command again continues from there",
+            safe.file, safe.pos
+        )));
+    }
     match result {
         // The shutdown deadline passed while the reader waited for a full queue: the
         // deliveries it could not hand over were given up on purpose, and the
@@ -321,6 +381,60 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, EngineError> {
 
 /// `pikachu replay-dead-letters`: sends each dead-lettered request again; those that
 /// succeed leave the file, the others stay (with their new status and error).
+/// `replay-binlog`: delivers the changes in binlog files as the daemon delivers live
+/// ones, and saves the checkpoint as it goes, so that the daemon started afterwards
+/// goes on where the files end.
+///
+/// Without `--from` it starts at the checkpoint when the checkpoint names one of the
+/// files (a run that was interrupted goes on without sending anything twice), else at
+/// the start of the first file.
+pub fn replay_binlog(cfg: Config, mut plan: FilePlan) -> Result<(), EngineError> {
+    let cfg = Arc::new(cfg);
+    let _lock = lock_data_dir(&cfg.data_dir)?;
+    warn_if_exposed(&cfg.data_dir);
+    let saved = checkpoint::load(&cfg.data_dir).map_err(EngineError::Checkpoint)?;
+    let first = plan
+        .files
+        .first()
+        .map(|p| crate::source::files::file_name(p))
+        .ok_or_else(|| EngineError::Replay("no binlog file given".into()))?;
+    if plan.from.is_none() {
+        if let Some(saved) = saved.as_ref().filter(|c| {
+            plan.files
+                .iter()
+                .any(|p| crate::source::files::file_name(p) == c.file)
+        }) {
+            log::info!(
+                "the checkpoint at {}:{} is in these files: going on from there",
+                saved.file,
+                saved.pos
+            );
+            plan.from = Some(saved.position());
+        }
+    }
+    let from = plan
+        .from
+        .clone()
+        .unwrap_or_else(|| BinlogPosition::new(first, 4));
+    let start = Checkpoint {
+        file: from.file.clone(),
+        pos: from.pos,
+        gtid: saved.and_then(|c| c.gtid),
+    };
+    log::info!(
+        "replaying {} binlog file(s) from {}:{}{}",
+        plan.files.len(),
+        from.file,
+        from.pos,
+        plan.to
+            .as_ref()
+            .map(|to| format!(" to {}:{}", to.file, to.pos))
+            .unwrap_or_default()
+    );
+    checkpoint::save(&cfg.data_dir, &start).map_err(EngineError::Checkpoint)?;
+    deliver(cfg, start, Source::Files(plan))
+}
+
 pub fn replay_dead_letters(cfg: &Config) -> Result<String, EngineError> {
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let path = deadletter::file_path(&cfg.data_dir);

@@ -11,6 +11,7 @@ use pikachu::config;
 use pikachu::engine;
 use pikachu::exit::Exit;
 use pikachu::listen;
+use pikachu::source::files;
 
 // See Cargo.toml: rows cross threads (reader → worker), which glibc's malloc handles
 // with a lock per free.
@@ -45,6 +46,7 @@ enum Command {
     Check(CheckCmd),
     Listen(ListenCmd),
     ReplayDeadLetters(ReplayCmd),
+    ReplayBinlog(ReplayBinlogCmd),
 }
 
 /// Print the version.
@@ -96,11 +98,36 @@ struct ReplayCmd {
     tasks: Option<PathBuf>,
 }
 
+/// Deliver the changes in binlog files (an archive, a copy, relay logs) to the tasks,
+/// as the daemon delivers live ones, then exit. Needs the daemon stopped (same
+/// data_dir); saves the checkpoint, so the daemon goes on where the files end.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "replay-binlog")]
+struct ReplayBinlogCmd {
+    /// path of config.yaml
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+    /// path of tasks.yaml
+    #[argh(option)]
+    tasks: Option<PathBuf>,
+    /// start at this event, FILE:POS (default: the checkpoint when it is in these
+    /// files, else the first file's start)
+    #[argh(option)]
+    from: Option<String>,
+    /// stop at the end of the transaction that contains FILE:POS (default: the end of
+    /// the last file)
+    #[argh(option)]
+    to: Option<String>,
+    /// binlog files, read in the order given
+    #[argh(positional)]
+    files: Vec<PathBuf>,
+}
+
 /// The Go tool takes `-config x` / `-config=x` (Go's flag package); argh wants
 /// `--config x`.
 fn go_style_args(args: Vec<String>) -> Vec<String> {
-    const LONG: [&str; 8] = [
-        "config", "tasks", "version", "help", "secret", "port", "bind", "c",
+    const LONG: [&str; 10] = [
+        "config", "tasks", "version", "help", "secret", "port", "bind", "c", "from", "to",
     ];
     let mut out = Vec::with_capacity(args.len());
     for (i, a) in args.into_iter().enumerate() {
@@ -276,6 +303,41 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::ReplayBinlog(r)) => {
+            let positions = (
+                r.from.as_deref().map(files::parse_position).transpose(),
+                r.to.as_deref().map(files::parse_position).transpose(),
+            );
+            let (from, to) = match positions {
+                (Ok(from), Ok(to)) => (from, to),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("pikachu replay-binlog: {e}");
+                    return Exit::Config.into();
+                }
+            };
+            if r.files.is_empty() {
+                eprintln!("pikachu replay-binlog: name the binlog files to read");
+                return Exit::Config.into();
+            }
+            let cfg = match load_config(r.config.or(cli.config), r.tasks.or(cli.tasks)) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            pikachu::logging::init(cfg.log.level, cfg.log.format);
+            let plan = files::FilePlan {
+                files: r.files,
+                from,
+                to,
+            };
+            match engine::replay_binlog(cfg, plan) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    log::error!("{e}");
+                    eprintln!("pikachu: {e}");
+                    e.exit().into()
+                }
+            }
+        }
         None => {
             let cfg = match load_config(cli.config, cli.tasks) {
                 Ok(cfg) => cfg,
@@ -330,6 +392,7 @@ mod tests {
             "check",
             "listen",
             "replay-dead-letters",
+            "replay-binlog",
         ] {
             assert!(early.contains(needle), "--help lacks {needle}:\n{early}");
         }

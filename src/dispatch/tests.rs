@@ -236,6 +236,7 @@ fn config(urls: &[String]) -> Config {
         },
         callback_host: None,
         data_dir: PathBuf::new(),
+        binlog_archive: None,
         start_from: StartFrom::Latest,
         secret_files: Vec::new(),
         tasks: urls

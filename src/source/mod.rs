@@ -8,6 +8,7 @@
 pub mod compressed;
 pub mod connect;
 pub mod decode;
+pub mod files;
 pub mod payload;
 pub mod preflight;
 pub mod reader;

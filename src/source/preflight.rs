@@ -10,6 +10,7 @@ use mysql::prelude::Queryable;
 use crate::checkpoint::Checkpoint;
 use crate::config::StartFrom;
 use crate::event::BinlogPosition;
+use crate::source::files::FilePlan;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
@@ -221,6 +222,79 @@ pub fn resolve_start(
             })
         }
     }
+}
+
+/// When `checkpoint`'s binlog file is no longer on the server: the archived files that
+/// lead from it to the first file the server still has, or why the archive in `dir`
+/// cannot bridge the gap. Files are matched by name (`mysql-bin.000042`): the archive
+/// must hold the checkpoint's file and every file after it up to the server's first one.
+pub fn archive_plan(
+    conn: &mut mysql::Conn,
+    dir: &std::path::Path,
+    checkpoint: &Checkpoint,
+) -> Result<FilePlan, PreflightError> {
+    let logs = binary_logs(conn)?;
+    let gone = |why: String| {
+        PreflightError::PositionGone(format!(
+            "the checkpoint position {}:{} is no longer on the server, and binlog_archive \
+             {} cannot bridge the gap: {why}",
+            checkpoint.file,
+            checkpoint.pos,
+            dir.display()
+        ))
+    };
+    let first_live = logs
+        .first()
+        .map(|(f, _)| f.clone())
+        .ok_or_else(|| gone("the server has no binary logs".into()))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| gone(format!("cannot list it: {e}")))?;
+    let mut archived: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    archived.sort();
+    let base = |p: &std::path::Path| crate::source::files::file_name(p);
+    let number = |name: &str| -> Option<(String, u64)> {
+        let (stem, n) = name.rsplit_once('.')?;
+        Some((stem.to_owned(), n.parse().ok()?))
+    };
+    let (stem, from_n) = number(&checkpoint.file)
+        .ok_or_else(|| gone(format!("{} has no numbered name", checkpoint.file)))?;
+    let live_n = match number(&first_live) {
+        Some((s, n)) if s == stem => n,
+        _ => {
+            return Err(gone(format!(
+                "the server's binary logs ({first_live}) have another name"
+            )))
+        }
+    };
+    let mut files = Vec::new();
+    for n in from_n..live_n {
+        let wanted = format!("{stem}.{n:06}");
+        match archived
+            .iter()
+            .find(|p| number(&base(p)) == Some((stem.clone(), n)))
+        {
+            Some(p) => files.push(p.clone()),
+            None => {
+                return Err(gone(format!(
+                    "{wanted} is missing (the archive must hold {} up to the file before \
+                     {first_live}, the server's first)",
+                    checkpoint.file
+                )))
+            }
+        }
+    }
+    if files.is_empty() {
+        return Err(gone(format!(
+            "the server's first file {first_live} is not after it"
+        )));
+    }
+    Ok(FilePlan {
+        files,
+        from: Some(checkpoint.position()),
+        to: None,
+    })
 }
 
 /// Which of `tables` (database, table) the server does not have, in one query. The

@@ -6,7 +6,9 @@
 //! (`binlog_row_metadata=FULL`); what is missing comes from `information_schema` over a
 //! second connection, cached per table and dropped after DDL. A column name is never
 //! guessed: when `information_schema` does not match the binlog's columns, the table's
-//! rows are refused with `SchemaError::NamesUnknown`. This module never reads the
+//! rows are refused with `SchemaError::NamesUnknown`. Only for binlog files (an archive
+//! read without its server) may the columns be named by position instead (`@1`, `@2`,
+//! as `mysqlbinlog -v` names them), with a warning. This module never reads the
 //! binlog stream itself and never sends anything.
 
 use std::collections::HashMap;
@@ -167,6 +169,13 @@ pub struct SchemaCache {
     by_id: HashMap<u64, Mapped>,
     info: HashMap<(String, String), Arc<InfoTable>>,
     lookup: Box<dyn SchemaLookup + Send>,
+    /// Columns without names may be named by position (binlog files only).
+    positional_names: bool,
+    /// With `positional_names`: why the server could not be asked, so that it is not
+    /// asked (and waited for) again for every table map.
+    lookup_failed: Option<String>,
+    /// Tables already warned about positional names.
+    warned_positional: std::collections::HashSet<(String, String)>,
 }
 
 impl SchemaCache {
@@ -179,7 +188,22 @@ impl SchemaCache {
             by_id: HashMap::new(),
             info: HashMap::new(),
             lookup,
+            positional_names: false,
+            lookup_failed: None,
+            warned_positional: Default::default(),
         }
+    }
+
+    /// Binlog files: a table whose names neither the binlog nor the server can give has
+    /// its columns named `@1`, `@2`, … rather than its rows refused.
+    pub fn allow_positional_names(&mut self) {
+        self.positional_names = true;
+    }
+
+    /// Back to the live server: names come from it again (asked again, too).
+    pub fn forbid_positional_names(&mut self) {
+        self.positional_names = false;
+        self.lookup_failed = None;
     }
 
     pub fn is_watched(&self, database: &str, table: &str) -> bool {
@@ -278,7 +302,20 @@ impl SchemaCache {
         let info = if meta.is_complete(&real_types) && !legacy {
             None
         } else {
-            Some(self.info_table(database, table, &real_types)?)
+            match self.info_table(database, table, &real_types) {
+                Ok(info) => Some(info),
+                Err(e) if self.positional_names => {
+                    let key = (database.to_owned(), table.to_owned());
+                    if self.warned_positional.insert(key) {
+                        log::warn!(
+                            "{e}; the columns of `{database}`.`{table}` are named by position \
+                             (@1, @2, … as mysqlbinlog -v shows them)"
+                        );
+                    }
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         };
 
         let mut names = Vec::with_capacity(n);
@@ -321,6 +358,7 @@ impl SchemaCache {
             let name = match (&meta.names, from_info) {
                 (Some(ns), _) => ns[i].clone(),
                 (None, Some(c)) => c.name.clone(),
+                (None, None) if self.positional_names => format!("@{}", i + 1),
                 (None, None) => unreachable_names(database, table)?,
             };
             names.push(name);
@@ -408,16 +446,25 @@ impl SchemaCache {
             table: table.to_owned(),
             reason,
         };
+        if let Some(why) = &self.lookup_failed {
+            return Err(unknown(why.clone()));
+        }
         let key = (database.to_owned(), table.to_owned());
         let cached = self.info.get(&key).cloned();
         let info = match cached {
             Some(t) if matches_binlog(&t, real_types).is_ok() => t,
             _ => {
-                let rows = self
-                    .lookup
-                    .columns(database, table)
-                    .map_err(|e| unknown(format!("information_schema query failed: {e}")))?
-                    .ok_or_else(|| unknown("the table no longer exists".to_owned()))?;
+                let rows = match self.lookup.columns(database, table) {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        let why = format!("information_schema query failed: {e}");
+                        if self.positional_names {
+                            self.lookup_failed = Some(why.clone());
+                        }
+                        return Err(unknown(why));
+                    }
+                }
+                .ok_or_else(|| unknown("the table no longer exists".to_owned()))?;
                 let t = Arc::new(InfoTable::from_rows(rows));
                 self.info.insert(key, t.clone());
                 t
