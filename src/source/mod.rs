@@ -9,6 +9,7 @@ pub mod compressed;
 pub mod connect;
 pub mod decode;
 pub mod files;
+pub mod jsondiff;
 pub mod payload;
 pub mod preflight;
 pub mod reader;

@@ -25,7 +25,7 @@ use crate::event::{BinlogPosition, ChangeKind, RowChange};
 use crate::shutdown::Signal;
 use crate::sink::{Sink, SinkClosed};
 use crate::source::connect::Connector;
-use crate::source::decode::decode_image;
+use crate::source::decode::{decode_image, decode_partial_after_image};
 use crate::source::files::{file_name, FileError, FileEvents, FilePlan};
 use crate::source::schema::{Mapped, SchemaCache, TableEntry};
 use crate::source::{compressed, payload, preflight, schema};
@@ -71,7 +71,6 @@ const MARIADB_FIRST_COMPRESSED_ROWS: u8 = 166;
 const MARIADB_LAST_COMPRESSED_ROWS: u8 = 171;
 const MARIADB_GTID_FL_STANDALONE: u8 = 1;
 const MYSQL_TRANSACTION_PAYLOAD: u8 = 40;
-const MYSQL_PARTIAL_UPDATE_ROWS: u8 = 39;
 
 pub struct Reader {
     config: Arc<Config>,
@@ -523,15 +522,6 @@ impl Reader {
             MYSQL_TRANSACTION_PAYLOAD => {
                 return self.transaction_payload(event, start_pos, end_pos, sink);
             }
-            MYSQL_PARTIAL_UPDATE_ROWS => {
-                return Err(ReaderError::Unsupported(format!(
-                    "the binlog has partial JSON updates (at {}:{start_pos}): set \
-                     binlog_row_value_options='' on the server; pikachu stops here rather \
-                     than send incomplete rows",
-                    self.file
-                ))
-                .into());
-            }
             MARIADB_ANNOTATE_ROWS => {
                 self.pos = end_pos.max(self.pos);
                 return Ok(());
@@ -891,6 +881,7 @@ impl Reader {
             .columns_after_image()
             .map(|b| b.iter().by_vals().take(n).collect())
             .unwrap_or_default();
+        let partial = matches!(rows, RowsEventData::PartialUpdateRowsEvent(_));
         let mut input = rows.rows_data();
         let mut out = Vec::new();
         let mut index = 0usize;
@@ -903,13 +894,17 @@ impl Reader {
             } else {
                 None
             };
-            let after = if kind != ChangeKind::Delete {
-                Some(
+            let after = match (kind, &before) {
+                (ChangeKind::Delete, _) => None,
+                // MySQL's partial JSON updates: changes to the before image's documents.
+                (_, Some(before)) if partial => Some(
+                    decode_partial_after_image(&entry.columns, &after_present, before, &mut input)
+                        .map_err(|e| e.to_string())?,
+                ),
+                _ => Some(
                     decode_image(&entry.columns, &after_present, &mut input)
                         .map_err(|e| e.to_string())?,
-                )
-            } else {
-                None
+                ),
             };
             out.push(RowChange {
                 kind,
