@@ -2824,6 +2824,14 @@ tasks:
         key.sign("msg_id", 1_700_000_000, b"{\"a\":1}")
     }
 
+    /// A task's headers as (lower-case name, value bytes).
+    fn header_pairs(task: &Task) -> Vec<(&str, &[u8])> {
+        task.headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect()
+    }
+
     fn no_env(_: &str) -> Option<String> {
         None
     }
@@ -3893,11 +3901,7 @@ monitor:
                      headers:\n    Authorization: Bearer abc\n    X-Tenant: 42\n";
         let c = load_pair(DB, tasks).unwrap_or_else(|e| panic!("{e}"));
         // Names are case-insensitive in HTTP; `HeaderName` keeps them lower-case.
-        let headers: Vec<(&str, &[u8])> = c.tasks[0]
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_bytes()))
-            .collect();
+        let headers = header_pairs(&c.tasks[0]);
         assert_eq!(
             headers,
             [
@@ -3984,11 +3988,7 @@ monitor:
             signed(c.tasks[0].secret.as_ref().unwrap()),
             signed(&good_key())
         );
-        let headers: Vec<(&str, &[u8])> = c.tasks[0]
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_bytes()))
-            .collect();
+        let headers = header_pairs(&c.tasks[0]);
         assert_eq!(
             headers,
             [

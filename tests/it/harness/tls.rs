@@ -26,36 +26,8 @@ impl Pki {
         let pki = Pki {
             dir: TempDir::new("pki"),
         };
-        pki.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "365",
-            "-subj",
-            "/CN=pikachu test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ]);
-        pki.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "365",
-            "-subj",
-            "/CN=another CA",
-            "-keyout",
-            "other-ca.key",
-            "-out",
-            "other-ca.pem",
-        ]);
+        pki.self_signed_ca("ca", "pikachu test CA");
+        pki.self_signed_ca("other-ca", "another CA");
         pki.issue(
             "server",
             "127.0.0.1",
@@ -71,6 +43,18 @@ impl Pki {
         pki.issue("soon", "pikachu-client", "extendedKeyUsage=clientAuth", 5);
         // mariadbd runs as this user and reads its key: readable is all it needs.
         pki
+    }
+
+    fn self_signed_ca(&self, name: &str, cn: &str) {
+        let (key, pem, subject) = (
+            format!("{name}.key"),
+            format!("{name}.pem"),
+            format!("/CN={cn}"),
+        );
+        self.openssl(&[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365", "-subj", &subject,
+            "-keyout", &key, "-out", &pem,
+        ]);
     }
 
     fn issue(&self, name: &str, cn: &str, ext: &str, days: u32) {
