@@ -556,6 +556,7 @@ impl Pipeline {
             file: "mysql-bin.000001".into(),
             pos: 4,
             gtid: None,
+            server_id: None,
         }));
         let abort = Arc::new(Signal::new());
         let dispatcher = Dispatcher::start(DispatchContext {
@@ -657,6 +658,7 @@ fn tracker_run(iters: u64, workers: u64, chunk: usize) -> Duration {
         file: "mysql-bin.000001".into(),
         pos: 4,
         gtid: None,
+        server_id: None,
     }));
     let start = Instant::now();
     for i in 0..iters {
@@ -666,6 +668,7 @@ fn tracker_run(iters: u64, workers: u64, chunk: usize) -> Duration {
                 file: "mysql-bin.000001".into(),
                 pos: 4 + i,
                 gtid: None,
+                server_id: None,
             });
         }
     }

@@ -698,7 +698,7 @@ fn check_database(cfg: &Config, r: &mut Report) {
     for t in &cfg.tasks {
         check_table(&mut conn, t, &who, r);
     }
-    check_start(&mut conn, cfg, r);
+    check_start(&mut conn, cfg, info.server_id, r);
 }
 
 fn check_privileges(conn: &mut mysql::Conn, new_mariadb_names: bool, who: &str, r: &mut Report) {
@@ -943,7 +943,7 @@ fn check_table(conn: &mut mysql::Conn, t: &Task, who: &str, r: &mut Report) {
     }
 }
 
-fn check_start(conn: &mut mysql::Conn, cfg: &Config, r: &mut Report) {
+fn check_start(conn: &mut mysql::Conn, cfg: &Config, server_id: u32, r: &mut Report) {
     let saved = match checkpoint::load(&cfg.data_dir) {
         Ok(s) => s,
         Err(e) => {
@@ -951,19 +951,40 @@ fn check_start(conn: &mut mysql::Conn, cfg: &Config, r: &mut Report) {
             return;
         }
     };
-    match preflight::resolve_start(conn, saved.as_ref(), &cfg.start_from) {
+    let what = "start position";
+    match preflight::resolve_start(conn, saved.as_ref(), &cfg.start_from, server_id) {
         Ok(cp) => {
             let from = if saved.is_some() {
                 "the checkpoint in data_dir"
             } else {
                 "start_from, no checkpoint yet"
             };
-            r.ok(
-                "start position",
-                &format!("{}:{} ({from})", cp.file, cp.pos),
-            );
+            let at = match &cp.gtid {
+                Some(state) if cp.file.is_empty() => format!("after GTID state {state}"),
+                _ => format!("{}:{}", cp.file, cp.pos),
+            };
+            r.ok(what, &format!("{at} ({from})"));
         }
-        Err(e) => r.fail_db("start position", &e.to_string()),
+        Err(e @ preflight::PreflightError::PositionGone(_)) => {
+            match (saved.as_ref(), cfg.binlog_archive.as_deref()) {
+                (Some(saved), Some(dir)) => match preflight::archive_plan(conn, dir, saved) {
+                    Ok(plan) => r.ok(
+                        what,
+                        &format!(
+                            "{}:{} was purged on the server; {} archived file(s) in {} bridge \
+                             the gap",
+                            saved.file,
+                            saved.pos,
+                            plan.files.len(),
+                            dir.display()
+                        ),
+                    ),
+                    Err(e) => r.fail_db(what, &e.to_string()),
+                },
+                _ => r.fail_db(what, &e.to_string()),
+            }
+        }
+        Err(e) => r.fail_db(what, &e.to_string()),
     }
 }
 

@@ -27,14 +27,37 @@ use crate::stats::CheckpointStats;
 pub struct Checkpoint {
     pub file: String,
     pub pos: u64,
+    /// MariaDB: the GTID state (`domain-server-seq` per domain, comma-separated), with
+    /// which another server of the replication topology can go on from here. MySQL: the
+    /// last transaction's GTID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtid: Option<String>,
+    /// `@@server_id` of the server whose binlog `file` and `pos` are in: on another
+    /// server they mean nothing, and pikachu goes on by GTID instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<u32>,
 }
 
 impl Checkpoint {
     pub fn position(&self) -> BinlogPosition {
         BinlogPosition::new(self.file.clone(), self.pos)
     }
+}
+
+/// A MariaDB GTID state, `domain-server-seq[,…]`; `None` for anything else (a MySQL
+/// GTID, or nothing).
+pub fn parse_mariadb_gtid_state(text: &str) -> Option<std::collections::BTreeMap<u32, (u32, u64)>> {
+    let mut domains = std::collections::BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut fields = part.split('-');
+        let (Some(d), Some(s), Some(n), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return None;
+        };
+        domains.insert(d.parse().ok()?, (s.parse().ok()?, n.parse().ok()?));
+    }
+    (!domains.is_empty()).then_some(domains)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +108,8 @@ struct CheckpointFile<'a> {
     pos: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     gtid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_id: Option<u32>,
     saved_at: String,
 }
 
@@ -105,7 +130,8 @@ pub fn load(data_dir: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
     }
     // Unknown fields (`saved_at`, later additions) are ignored on purpose.
     let cp: Checkpoint = serde_json::from_slice(&text).map_err(|e| parse_error(e.to_string()))?;
-    if cp.file.is_empty() {
+    // An empty file is a start by GTID not yet past its first transaction.
+    if cp.file.is_empty() && cp.gtid.is_none() {
         return Err(parse_error("`file` is empty".into()));
     }
     Ok(Some(cp))
@@ -122,6 +148,7 @@ pub fn save(data_dir: &Path, cp: &Checkpoint) -> Result<(), CheckpointError> {
         file: &cp.file,
         pos: cp.pos,
         gtid: cp.gtid.as_deref(),
+        server_id: cp.server_id,
         saved_at: rfc3339_utc(unix_now()),
     };
     let mut bytes = serde_json::to_vec_pretty(&content).map_err(|e| CheckpointError::Write {
@@ -371,6 +398,22 @@ mod tests {
             file: "mysql-bin.000001".into(),
             pos,
             gtid: None,
+            server_id: None,
+        }
+    }
+
+    #[test]
+    fn mariadb_gtid_states_parse() {
+        let state = parse_mariadb_gtid_state("0-1-42, 1-2-7").unwrap();
+        assert_eq!(state.get(&0), Some(&(1, 42)));
+        assert_eq!(state.get(&1), Some(&(2, 7)));
+        for not_one in [
+            "",
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:23",
+            "0-1",
+            "0-1-x",
+        ] {
+            assert_eq!(parse_mariadb_gtid_state(not_one), None, "{not_one}");
         }
     }
 
@@ -554,6 +597,7 @@ mod tests {
             file: "mysql-bin.000003".into(),
             pos: 18825,
             gtid: Some("0-1-1077".into()),
+            server_id: None,
         };
         save(&data_dir, &first).expect("save creates the data directory");
         assert_eq!(load(&data_dir).unwrap(), Some(first));

@@ -173,7 +173,12 @@ pub struct MonitorConfig {
 pub enum StartFrom {
     Latest,
     Earliest,
-    Position { file: String, pos: u64 },
+    Position {
+        file: String,
+        pos: u64,
+    },
+    /// A MariaDB GTID state (`0-1-42,1-2-7`): after those transactions.
+    Gtid(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -2226,8 +2231,9 @@ impl<'a> Conv<'a> {
     }
 
     fn start_from(&mut self, raw: &StartFromRaw) -> StartFrom {
-        const EXPECTED: &str = "expected latest, earliest or {file: mysql-bin.000003, pos: 4} \
-                                (file:pos in the environment)";
+        const EXPECTED: &str = "expected latest, earliest, {file: mysql-bin.000003, pos: 4} \
+                                (file:pos in the environment) or a MariaDB GTID state such as \
+                                0-1-42";
         const KEY: &str = "start_from";
         match raw {
             StartFromRaw::Absent | StartFromRaw::Bad => StartFrom::Latest,
@@ -2237,6 +2243,9 @@ impl<'a> Conv<'a> {
                     "" | "latest" => return StartFrom::Latest,
                     "earliest" => return StartFrom::Earliest,
                     _ => {}
+                }
+                if crate::checkpoint::parse_mariadb_gtid_state(s).is_some() {
+                    return StartFrom::Gtid(s.replace(' ', ""));
                 }
                 match s.rsplit_once(':') {
                     Some((file, pos)) if !file.is_empty() => match pos.parse::<u64>() {
@@ -3687,6 +3696,11 @@ monitor:
     fn start_from_forms() {
         let base = format!("{DB}{ONE_TASK}");
         for (yaml, expected) in [
+            ("start_from: 0-1-42\n", StartFrom::Gtid("0-1-42".into())),
+            (
+                "start_from: \"0-1-42, 1-2-7\"\n",
+                StartFrom::Gtid("0-1-42,1-2-7".into()),
+            ),
             ("start_from: latest\n", StartFrom::Latest),
             ("start_from: earliest\n", StartFrom::Earliest),
             (
@@ -3728,7 +3742,12 @@ monitor:
     fn bad_start_from() {
         let base = format!("{DB}{ONE_TASK}");
         let m = messages(load_str(&format!("{base}start_from: newest\n")));
-        assert_has(&m, "config.yaml: start_from: \"newest\" is not a start position; expected latest, earliest or {file: mysql-bin.000003, pos: 4}");
+        assert_has(&m, "config.yaml: start_from: \"newest\" is not a start position; expected latest, earliest, {file: mysql-bin.000003, pos: 4} (file:pos in the environment) or a MariaDB GTID state such as 0-1-42");
+        let m = messages(load_str(&format!("{base}start_from: 0-1-x\n")));
+        assert_has(
+            &m,
+            "config.yaml: start_from: \"0-1-x\" is not a start position",
+        );
         let m = messages(load_str(&format!(
             "{base}start_from: {{file: mysql-bin.000003, pos: 2}}\n"
         )));

@@ -64,6 +64,7 @@ fn describe_start(s: &StartFrom) -> String {
         StartFrom::Latest => "latest".to_owned(),
         StartFrom::Earliest => "earliest".to_owned(),
         StartFrom::Position { file, pos } => format!("{file}:{pos}"),
+        StartFrom::Gtid(state) => format!("GTID state {state}"),
     }
 }
 
@@ -135,7 +136,8 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
     let _lock = lock_data_dir(&cfg.data_dir)?;
     warn_if_exposed(&cfg.data_dir);
     let saved = checkpoint::load(&cfg.data_dir).map_err(EngineError::Checkpoint)?;
-    let resolved = preflight::resolve_start(&mut conn, saved.as_ref(), &cfg.start_from);
+    let resolved =
+        preflight::resolve_start(&mut conn, saved.as_ref(), &cfg.start_from, info.server_id);
     let (start, source) = match (resolved, &saved, &cfg.binlog_archive) {
         (Ok(start), _, _) => (start, Source::Live),
         // Purged on the server: the archive may hold what the server no longer has.
@@ -420,6 +422,8 @@ pub fn replay_binlog(cfg: Config, mut plan: FilePlan) -> Result<(), EngineError>
         file: from.file.clone(),
         pos: from.pos,
         gtid: saved.and_then(|c| c.gtid),
+        // The files' server is not known: taken as the one the daemon reads later.
+        server_id: None,
     };
     log::info!(
         "replaying {} binlog file(s) from {}:{}{}",

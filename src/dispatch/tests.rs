@@ -343,6 +343,7 @@ impl Pipeline {
             file: "mysql-bin.000001".into(),
             pos: 4,
             gtid: None,
+            server_id: None,
         }));
         let abort = Arc::new(Signal::new());
         let dispatcher = Dispatcher::start(DispatchContext {
@@ -1075,6 +1076,7 @@ fn abort_ends_a_retry_for_ever_at_once_and_leaves_events_unacknowledged() {
         file: "mysql-bin.000001".into(),
         pos: 999,
         gtid: None,
+        server_id: None,
     });
 
     p.abort.raise();

@@ -45,6 +45,8 @@ pub struct ServerInfo {
     /// MariaDB's `log_bin_compress`: compressed events, which the reader decompresses.
     pub log_bin_compress: bool,
     pub binlog_checksum: String,
+    /// `@@server_id`: whose binlog a position is in.
+    pub server_id: u32,
 }
 
 fn query_err(what: &'static str) -> impl Fn(mysql::Error) -> PreflightError {
@@ -76,6 +78,9 @@ impl ServerInfo {
                 .map(|v| v.to_ascii_uppercase()),
             log_bin_compress: on(variable(conn, "log_bin_compress")?),
             binlog_checksum: variable(conn, "binlog_checksum")?.unwrap_or_default(),
+            server_id: variable(conn, "server_id")?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default(),
         })
     }
 
@@ -165,10 +170,13 @@ pub fn current_position(conn: &mut mysql::Conn) -> Result<BinlogPosition, Prefli
 
 /// Where reading starts: the checkpoint when there is one, else `start_from`. A position
 /// that is no longer on the server is an error, never silently skipped.
+/// `server_id` is the server's own: a checkpoint of another server's binlog is going on
+/// by its GTID state (the reader switches), and positions chosen here are this one's.
 pub fn resolve_start(
     conn: &mut mysql::Conn,
     checkpoint: Option<&Checkpoint>,
     start_from: &StartFrom,
+    server_id: u32,
 ) -> Result<Checkpoint, PreflightError> {
     let logs = binary_logs(conn)?;
     let check = |file: &str, pos: u64, origin: &str| -> Result<(), PreflightError> {
@@ -191,36 +199,73 @@ pub fn resolve_start(
         }
     };
     if let Some(cp) = checkpoint {
+        // Saved before the first transaction of a start by GTID: that start again.
+        if cp.file.is_empty() {
+            return Ok(cp.clone());
+        }
+        if let Some(was) = cp.server_id.filter(|was| *was != server_id) {
+            let has_state = cp
+                .gtid
+                .as_deref()
+                .and_then(crate::checkpoint::parse_mariadb_gtid_state)
+                .is_some();
+            if !has_state {
+                return Err(PreflightError::PositionGone(format!(
+                    "the checkpoint {}:{} is a position in the binlog of server_id {was}, and \
+                     this server is server_id {server_id}; without a MariaDB GTID state in the \
+                     checkpoint pikachu cannot tell where to go on here (it follows a failover \
+                     by GTID on MariaDB only); to start over on this server, move the \
+                     checkpoint file away and choose start_from",
+                    cp.file, cp.pos
+                )));
+            }
+            log::warn!(
+                "the checkpoint {}:{} is a position in the binlog of server_id {was}, and this \
+                 server is server_id {server_id} (a failover?): going on after GTID state {}",
+                cp.file,
+                cp.pos,
+                cp.gtid.as_deref().unwrap_or_default()
+            );
+            return Ok(Checkpoint {
+                file: String::new(),
+                pos: 4,
+                gtid: cp.gtid.clone(),
+                server_id: Some(server_id),
+            });
+        }
         check(&cp.file, cp.pos, "the checkpoint")?;
-        return Ok(cp.clone());
+        return Ok(Checkpoint {
+            server_id: Some(server_id),
+            ..cp.clone()
+        });
     }
+    let here = |file: String, pos: u64| Checkpoint {
+        file,
+        pos,
+        gtid: None,
+        server_id: Some(server_id),
+    };
     match start_from {
         StartFrom::Latest => {
             let p = current_position(conn)?;
-            Ok(Checkpoint {
-                file: p.file,
-                pos: p.pos,
-                gtid: None,
-            })
+            Ok(here(p.file, p.pos))
         }
         StartFrom::Earliest => match logs.first() {
-            Some((f, _)) => Ok(Checkpoint {
-                file: f.clone(),
-                pos: 4,
-                gtid: None,
-            }),
+            Some((f, _)) => Ok(here(f.clone(), 4)),
             None => Err(PreflightError::Setting(
                 "the server has no binary logs".into(),
             )),
         },
         StartFrom::Position { file, pos } => {
             check(file, *pos, "the start_from")?;
-            Ok(Checkpoint {
-                file: file.clone(),
-                pos: *pos,
-                gtid: None,
-            })
+            Ok(here(file.clone(), *pos))
         }
+        StartFrom::Gtid(state) => Ok(Checkpoint {
+            file: String::new(),
+            pos: 4,
+            gtid: Some(state.clone()),
+            server_id: Some(server_id),
+        }),
     }
 }
 

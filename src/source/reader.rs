@@ -90,7 +90,19 @@ pub struct Reader {
     /// Row events of the current transaction already queued, by start position: after a
     /// reconnect inside a transaction these are skipped instead of queued again.
     queued_in_txn: Option<BinlogPosition>,
+    /// MySQL: the last transaction's GTID (`uuid[:tag]:n`).
     last_gtid: Option<String>,
+    /// MariaDB: the GTID state, domain → (server id, sequence number) of the last
+    /// transaction read in that domain.
+    gtid_domains: std::collections::BTreeMap<u32, (u32, u64)>,
+    /// The MariaDB GTID of the transaction being read, until its commit.
+    txn_domain_gtid: Option<(u32, u32, u64)>,
+    /// `@@server_id` of the server `resume` is a position of.
+    server_id: Option<u32>,
+    /// Set: the next session starts after this MariaDB GTID state instead of at
+    /// `resume`'s file and position (another server, or `start_from` a GTID state).
+    /// Cleared at the first transaction boundary read on the new server.
+    by_gtid: Option<String>,
     events_since_stats: u64,
     /// The server writes checksums (`binlog_checksum` is not NONE).
     session_checksum: bool,
@@ -138,6 +150,15 @@ impl Reader {
             file: start.file.clone(),
             pos: start.pos,
             last_gtid: start.gtid.clone(),
+            gtid_domains: crate::checkpoint::parse_mariadb_gtid_state(
+                start.gtid.as_deref().unwrap_or_default(),
+            )
+            .unwrap_or_default(),
+            txn_domain_gtid: None,
+            server_id: start.server_id,
+            // An empty file is a start by GTID (`start_from` a GTID state, or a
+            // checkpoint saved before the first transaction read that way).
+            by_gtid: start.file.is_empty().then(|| start.gtid.clone()).flatten(),
             resume: start,
             config,
             stats,
@@ -324,11 +345,7 @@ impl Reader {
 
     /// A transaction boundary at the current file and position: where reading goes on.
     fn end_of_files(&mut self, sink: &dyn Sink) {
-        self.resume = Checkpoint {
-            file: self.file.clone(),
-            pos: self.pos,
-            gtid: self.last_gtid.clone(),
-        };
+        self.resume = self.boundary(self.pos);
         sink.commit(self.resume.clone());
     }
 
@@ -400,6 +417,27 @@ impl Reader {
             Ok(v) => self.session_checksum = v.is_some_and(|v| !v.eq_ignore_ascii_case("NONE")),
             Err(e) => return SessionEnd::Lost(format!("cannot read binlog_checksum: {e}")),
         }
+        match conn.query_first::<u32, _>("SELECT @@server_id") {
+            Ok(Some(now)) => {
+                if let Err(end) = self.follow_server(now) {
+                    return end;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return SessionEnd::Lost(format!("cannot read server_id: {e}")),
+        }
+        if let Some(state) = &self.by_gtid {
+            let setup = [
+                format!("SET @slave_connect_state = '{}'", state.replace('\'', "")),
+                // An unknown GTID is an error, not a silent start elsewhere.
+                "SET @slave_gtid_strict_mode = 1".to_owned(),
+            ];
+            for q in &setup {
+                if let Err(e) = conn.query_drop(q) {
+                    return SessionEnd::Lost(format!("cannot prepare the connection ({q}): {e}"));
+                }
+            }
+        }
         self.warn_missing_tables(&mut conn);
         self.first_event = true;
         // Start from the last transaction boundary; half-read transactions are read
@@ -407,14 +445,22 @@ impl Reader {
         self.file = self.resume.file.clone();
         self.pos = self.resume.pos;
         self.in_txn = false;
+        // By GTID: an empty file name, and the server starts after @slave_connect_state.
+        let (file, pos) = match &self.by_gtid {
+            Some(_) => (Vec::new(), 4),
+            None => (self.resume.file.as_bytes().to_vec(), self.resume.pos),
+        };
         let request = BinlogRequest::new(self.config.database.server_id)
-            .with_filename(self.resume.file.as_bytes().to_vec())
-            .with_pos(self.resume.pos);
+            .with_filename(file)
+            .with_pos(pos);
         let stream = match conn.get_binlog_stream(request) {
             Ok(s) => s,
             Err(e) => return self.classify(e),
         };
-        log::info!("reading the binlog from {}", self.resume_position());
+        match &self.by_gtid {
+            Some(state) => log::info!("reading the binlog after GTID state {state}"),
+            None => log::info!("reading the binlog from {}", self.resume_position()),
+        }
         self.stats.connected();
         for item in stream {
             let event = match item {
@@ -466,6 +512,14 @@ impl Reader {
     fn classify(&self, e: mysql::Error) -> SessionEnd {
         if let mysql::Error::MySqlError(me) = &e {
             if me.code == 1236 {
+                if let Some(state) = &self.by_gtid {
+                    return SessionEnd::Fatal(ReaderError::PositionGone(format!(
+                        "the server cannot send the binlog after GTID state {state}: {} (its \
+                         binlogs do not hold those transactions: purged, or a server outside \
+                         the replication topology)",
+                        me.message
+                    )));
+                }
                 return SessionEnd::Fatal(ReaderError::PositionGone(format!(
                     "the server cannot send the binlog from {}: {} (the binary log was purged \
                      or the position is not an event boundary; see `start_from` in README)",
@@ -508,6 +562,7 @@ impl Reader {
                     let seq = u64::from_le_bytes(d[0..8].try_into().unwrap_or_default());
                     let domain = u32::from_le_bytes(d[8..12].try_into().unwrap_or_default());
                     let gtid = format!("{domain}-{}-{seq}", header.server_id());
+                    self.txn_domain_gtid = Some((domain, header.server_id(), seq));
                     self.in_txn = d[12] & MARIADB_GTID_FL_STANDALONE == 0;
                     self.txn_gtid = Some(gtid.into());
                     self.txn_timestamp = header.timestamp();
@@ -562,12 +617,11 @@ impl Reader {
                 }
                 self.file = name;
                 self.pos = rotate.position();
-                if !self.in_txn {
-                    self.resume = Checkpoint {
-                        file: self.file.clone(),
-                        pos: self.pos,
-                        gtid: self.last_gtid.clone(),
-                    };
+                // After a start by GTID the first rotate names the file but not where
+                // in it reading starts: only a transaction's end is a position then.
+                let gtid_start = fake && self.by_gtid.is_some();
+                if !self.in_txn && !gtid_start {
+                    self.resume = self.boundary(self.pos);
                     // A fake rotate to another file is how the server moves on past a
                     // file that ended without a rotate event (server restart: the old
                     // file ends with STOP). Marking it lets an idle checkpoint follow, so
@@ -748,17 +802,69 @@ impl Reader {
         handled
     }
 
+    /// A transaction boundary at `pos` of the current file, with the GTID state.
+    fn boundary(&self, pos: u64) -> Checkpoint {
+        Checkpoint {
+            file: self.file.clone(),
+            pos,
+            gtid: self.mariadb_gtid_state().or_else(|| self.last_gtid.clone()),
+            server_id: self.server_id,
+        }
+    }
+
+    /// `0-1-42,1-2-7`: the last GTID of every domain read.
+    fn mariadb_gtid_state(&self) -> Option<String> {
+        if self.gtid_domains.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = self
+            .gtid_domains
+            .iter()
+            .map(|(domain, (server, seq))| format!("{domain}-{server}-{seq}"))
+            .collect();
+        Some(parts.join(","))
+    }
+
+    /// A session on another server than the one `resume` is a position of: go on by the
+    /// MariaDB GTID state (file and position mean nothing there), or stop saying why.
+    fn follow_server(&mut self, now: u32) -> Result<(), SessionEnd> {
+        let Some(was) = self.server_id.filter(|was| *was != now) else {
+            self.server_id = Some(now);
+            return Ok(());
+        };
+        if self.by_gtid.is_none() {
+            let Some(state) = self.mariadb_gtid_state() else {
+                return Err(ReaderError::PositionGone(format!(
+                    "the server is server_id {now}, but the position {} is in the binlog of \
+                     server_id {was}, and no MariaDB GTID state is known to go on from (pikachu \
+                     follows a failover by GTID on MariaDB only); to start over on this \
+                     server, move the checkpoint file away and choose start_from",
+                    self.resume_position()
+                ))
+                .into());
+            };
+            log::warn!(
+                "the server is now server_id {now}, but {} is a position in the binlog of \
+                 server_id {was} (a failover?): going on after GTID state {state}",
+                self.resume_position()
+            );
+            self.by_gtid = Some(state);
+        }
+        self.server_id = Some(now);
+        Ok(())
+    }
+
     /// A transaction (or a standalone statement) ended at `end_pos`.
     fn commit(&mut self, end_pos: u64, timestamp: u32, sink: &dyn Sink) {
         self.in_txn = false;
         if let Some(g) = self.txn_gtid.take() {
             self.last_gtid = Some(g.to_string());
         }
-        self.resume = Checkpoint {
-            file: self.file.clone(),
-            pos: end_pos,
-            gtid: self.last_gtid.clone(),
-        };
+        if let Some((domain, server, seq)) = self.txn_domain_gtid.take() {
+            self.gtid_domains.insert(domain, (server, seq));
+        }
+        self.resume = self.boundary(end_pos);
+        self.by_gtid = None;
         self.queued_in_txn = None;
         sink.commit(self.resume.clone());
         let lag = if timestamp > 0 {
@@ -1180,6 +1286,7 @@ mod tests {
             file: "binlog.000001".into(),
             pos: 4,
             gtid: None,
+            server_id: None,
         };
         let reader = Reader::new(
             config,

@@ -17,6 +17,7 @@ mod check_command;
 mod compressed_binlog;
 mod config_files;
 mod deploy_files;
+mod failover;
 mod metrics_promtool;
 mod operations;
 mod reliability;
