@@ -229,7 +229,12 @@ impl Reader {
                 }
             }
             let events = FileEvents::open(path)?;
-            log::info!("reading {}", path.display());
+            log::info!(
+                "reading {} (file {} of {})",
+                path.display(),
+                i + 1,
+                plan.files.len()
+            );
             self.file = name.clone();
             self.pos = 4;
             // A file's last event, when it is a rotate: the name of the file after it.
