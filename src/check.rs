@@ -665,9 +665,9 @@ fn check_database(cfg: &Config, r: &mut Report) {
     let db = &cfg.database;
     let what = "connection and login";
     let connector = Connector::new(db, None);
-    let mut conn = match connector.connect() {
-        Ok(c) => {
-            r.ok(what, connector.address());
+    let mut conn = match connector.connect_to() {
+        Ok((c, address)) => {
+            r.ok(what, address);
             c
         }
         Err(e) => {

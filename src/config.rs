@@ -47,8 +47,11 @@ impl fmt::Debug for Secret {
 
 #[derive(Clone, Debug)]
 pub struct DatabaseConfig {
+    /// The first of `hosts`.
     pub host: String,
     pub port: u16,
+    /// Every server to try, in order: `database.hosts`, or `host` and `port` alone.
+    pub hosts: Vec<(String, u16)>,
     pub user: String,
     pub password: Secret,
     pub database: String,
@@ -1036,6 +1039,7 @@ section!(
 
 section!(DatabaseRaw {
     host: Field<String>,
+    hosts: Field<Vec<Value>>,
     port: Field<Int>,
     user: Field<String>,
     password: Field<SecretSource>,
@@ -1940,14 +1944,33 @@ impl<'a> Conv<'a> {
     }
 
     fn database(&mut self, s: &DatabaseRaw) -> DatabaseConfig {
-        let host = self.required(&s.host, "the MySQL/MariaDB server to read the binlog from");
+        // Not in the Go tool, which requires the port; 3306 is what everyone would write.
+        let port = self.port(&s.port, 3306, false);
+        let hosts = self.hosts(&s.hosts, port);
+        let host = match hosts.first() {
+            Some((host, _)) if !s.host.given() => host.clone(),
+            Some(_) => {
+                self.invalid(
+                    &s.hosts.key,
+                    "set database.host (one server) or database.hosts (servers to try in \
+                     order), not both"
+                        .into(),
+                );
+                String::new()
+            }
+            None => self.required(&s.host, "the MySQL/MariaDB server to read the binlog from"),
+        };
+        let hosts = if hosts.is_empty() {
+            vec![(host.clone(), port)]
+        } else {
+            hosts
+        };
+        let port = hosts.first().map_or(port, |(_, p)| *p);
         let user = self.required(
             &s.user,
             "a user with REPLICATION SLAVE, REPLICATION CLIENT and SELECT",
         );
         let database = self.required(&s.database, "the database whose tables the tasks watch");
-        // Not in the Go tool, which requires the port; 3306 is what everyone would write.
-        let port = self.port(&s.port, 3306, false);
         let server_id = match self.get(&s.server_id).map(|Int(n)| n) {
             None | Some(0) => {
                 if !matches!(s.server_id.value, Some(Err(_))) {
@@ -2002,6 +2025,7 @@ impl<'a> Conv<'a> {
         DatabaseConfig {
             host,
             port,
+            hosts,
             user,
             password,
             database,
@@ -2012,6 +2036,60 @@ impl<'a> Conv<'a> {
             tls,
             server_public_key_file,
         }
+    }
+
+    /// `database.hosts`: `host` or `host:port` items (a list, or one comma-separated
+    /// string as the environment gives it), `database.port` by default.
+    fn hosts(&mut self, field: &Field<Vec<Value>>, default_port: u16) -> Vec<(String, u16)> {
+        let items: Vec<String> = match &field.value {
+            None => return Vec::new(),
+            Some(Ok(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => describe(other, false),
+                })
+                .collect(),
+            // From the environment (PIKACHU_DATABASE_HOSTS=a:3306,b:3306): one string.
+            Some(Err(_)) => match self
+                .env_paths
+                .get(&field.key)
+                .and_then(|var| (self.env)(var))
+            {
+                Some(text) => text.split(',').map(str::to_owned).collect(),
+                None => {
+                    self.get(field);
+                    return Vec::new();
+                }
+            },
+        };
+        let mut hosts = Vec::new();
+        for item in items {
+            let item = item.trim();
+            let (host, port) = match item.rsplit_once(':') {
+                // `[::1]:3306`, `db:3306`; a bare IPv6 address has more than one colon.
+                Some((h, p)) if !h.contains(':') || h.ends_with(']') => match p.parse::<u16>() {
+                    Ok(p) if p > 0 => (h.trim_matches(['[', ']']).to_owned(), p),
+                    _ => {
+                        self.invalid(&field.key, format!("{item:?}: {p:?} is not a port"));
+                        continue;
+                    }
+                },
+                _ => (item.to_owned(), default_port),
+            };
+            if host.is_empty() {
+                self.invalid(&field.key, format!("{item:?} names no host"));
+                continue;
+            }
+            hosts.push((host, port));
+        }
+        if hosts.is_empty() {
+            self.invalid(
+                &field.key,
+                "is empty; list the servers to try, e.g. [db1:3306, db2:3306]".into(),
+            );
+        }
+        hosts
     }
 
     fn database_tls(&mut self, s: &DatabaseRaw) -> DbTls {
@@ -4061,6 +4139,37 @@ monitor:
             !all.contains("s3cret-in-file") && !all.contains("hunter2"),
             "{all}"
         );
+    }
+
+    #[test]
+    fn database_hosts_are_tried_in_order() {
+        let with = |lines: &str| format!("{}{ONE_TASK}", DB.replace("  host: db.local\n", lines));
+        let c = ok(&with(
+            "  hosts: [db1, \"db2:3307\", \"[::1]:3308\"]\n  port: 3310\n",
+        ));
+        assert_eq!(
+            c.database.hosts,
+            [
+                ("db1".to_owned(), 3310),
+                ("db2".to_owned(), 3307),
+                ("::1".to_owned(), 3308)
+            ]
+        );
+        assert_eq!((c.database.host.as_str(), c.database.port), ("db1", 3310));
+        // One host: a list of one.
+        let c = ok(&with("  host: db.local\n"));
+        assert_eq!(c.database.hosts, [("db.local".to_owned(), 3306)]);
+        // From the environment, comma-separated.
+        let c = load_env(&with(""), &[("PIKACHU_DATABASE_HOSTS", "a:1, b:2")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.database.hosts, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
+        let m = messages(load_str(&with("  host: x\n  hosts: [a]\n")));
+        assert_has(
+            &m,
+            "database.hosts: set database.host (one server) or database.hosts",
+        );
+        let m = messages(load_str(&with("  hosts: [\"a:x\"]\n")));
+        assert_has(&m, "database.hosts: \"a:x\": \"x\" is not a port");
     }
 
     #[test]

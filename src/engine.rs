@@ -82,8 +82,11 @@ fn join<T>(handle: JoinHandle<T>) -> T {
 }
 
 /// Connects and refuses servers pikachu cannot read.
-fn preflight(cfg: &Config) -> Result<(mysql::Conn, ServerInfo), PreflightError> {
-    let mut conn = Connector::new(&cfg.database, None).connect()?;
+/// Also says which of `database.hosts` took the connection (`host:port as `user``).
+fn preflight(cfg: &Config) -> Result<(mysql::Conn, ServerInfo, String), PreflightError> {
+    let connector = Connector::new(&cfg.database, None);
+    let (mut conn, address) = connector.connect_to()?;
+    let address = address.to_owned();
     let info = ServerInfo::read(&mut conn)?;
     let problems = info.blocking_problems();
     if !problems.is_empty() {
@@ -95,13 +98,13 @@ fn preflight(cfg: &Config) -> Result<(mysql::Conn, ServerInfo), PreflightError> 
     for w in info.warnings() {
         log::warn!("{w}");
     }
-    Ok((conn, info))
+    Ok((conn, info, address))
 }
 
 /// Runs the daemon until SIGINT/SIGTERM (Ok) or a fatal error.
 pub fn run(cfg: Config) -> Result<(), EngineError> {
     let cfg = Arc::new(cfg);
-    let (mut conn, info) = preflight(&cfg).map_err(EngineError::Preflight)?;
+    let (mut conn, info, address) = preflight(&cfg).map_err(EngineError::Preflight)?;
     let tls = TlsSession::read(&mut conn).map_err(|error| {
         EngineError::Preflight(PreflightError::Query {
             what: "the session's TLS status",
@@ -109,11 +112,10 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         })
     })?;
     log::info!(
-        "connected to {} at {}:{} (TLS: {}, database.tls: {}; binlog_format {}, \
-         binlog_row_image {}, binlog_row_metadata {})",
+        "connected to {} at {address} (server_id {}; TLS: {}, database.tls: {}; binlog_format \
+         {}, binlog_row_image {}, binlog_row_metadata {})",
         info.version,
-        cfg.database.host,
-        cfg.database.port,
+        info.server_id,
         tls.describe(),
         cfg.database.tls.mode.as_str(),
         info.binlog_format,

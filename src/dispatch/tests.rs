@@ -186,6 +186,7 @@ fn config(urls: &[String]) -> Config {
         database: DatabaseConfig {
             host: "127.0.0.1".into(),
             port: 3306,
+            hosts: vec![("127.0.0.1".into(), 3306)],
             user: "pikachu".into(),
             password: Secret::default(),
             database: "shop".into(),

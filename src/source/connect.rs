@@ -16,11 +16,18 @@ use crate::config::{DatabaseConfig, DbTlsMode};
 /// Builds connections for one `DatabaseConfig`; cheap to clone.
 #[derive(Clone)]
 pub struct Connector {
+    /// `database.hosts` (or `host`), tried in this order.
+    servers: Vec<Server>,
+    mode: DbTlsMode,
+}
+
+/// One server's connection options.
+#[derive(Clone)]
+struct Server {
     /// With TLS settings; `None` for `tls: disabled`.
     secure: Option<mysql::Opts>,
     /// Without TLS; `None` unless the mode may go without (`disabled`, `preferred`).
     plain: Option<mysql::Opts>,
-    mode: DbTlsMode,
     host: String,
     /// `host:port as `user``, for messages.
     address: String,
@@ -45,8 +52,6 @@ impl Connector {
             None => db.charset.as_str(),
         };
         let base = mysql::OptsBuilder::new()
-            .ip_or_hostname(Some(db.host.clone()))
-            .tcp_port(db.port)
             .user(Some(db.user.clone()))
             .pass(if db.password.expose().is_empty() {
                 None
@@ -89,17 +94,32 @@ impl Connector {
             tls.mode,
             DbTlsMode::Disabled | DbTlsMode::Preferred
         ));
-        let (secure, plain) = match tls.mode {
-            DbTlsMode::Disabled => (None, Some(base.into())),
-            DbTlsMode::Preferred => (Some(base.clone().ssl_opts(ssl()).into()), Some(base.into())),
-            _ => (Some(base.ssl_opts(ssl()).into()), None),
-        };
+        let servers = db
+            .hosts
+            .iter()
+            .map(|(host, port)| {
+                let base = base
+                    .clone()
+                    .ip_or_hostname(Some(host.clone()))
+                    .tcp_port(*port);
+                let (secure, plain) = match tls.mode {
+                    DbTlsMode::Disabled => (None, Some(base.into())),
+                    DbTlsMode::Preferred => {
+                        (Some(base.clone().ssl_opts(ssl()).into()), Some(base.into()))
+                    }
+                    _ => (Some(base.ssl_opts(ssl()).into()), None),
+                };
+                Server {
+                    secure,
+                    plain,
+                    host: host.clone(),
+                    address: format!("{host}:{port} as `{}`", db.user),
+                }
+            })
+            .collect();
         Connector {
-            secure,
-            plain,
+            servers,
             mode: tls.mode,
-            host: db.host.clone(),
-            address: format!("{}:{} as `{}`", db.host, db.port, db.user),
         }
     }
 
@@ -107,14 +127,45 @@ impl Connector {
         self.mode
     }
 
-    /// `host:port as `user``.
-    pub fn address(&self) -> &str {
-        &self.address
-    }
-
     /// Opens a connection and logs in.
     pub fn connect(&self) -> Result<mysql::Conn, ConnectError> {
-        let fail = |error: mysql::Error| ConnectError::new(self, error);
+        self.connect_to().map(|(conn, _)| conn)
+    }
+
+    /// Opens a connection to the first of the servers that takes it, and says which
+    /// (`host:port as `user``). When none does, the first one's error (the primary's)
+    /// with what the others answered.
+    pub fn connect_to(&self) -> Result<(mysql::Conn, &str), ConnectError> {
+        let mut first: Option<ConnectError> = None;
+        for server in &self.servers {
+            match server.connect(self.mode) {
+                Ok(conn) => {
+                    if let Some(e) = &first {
+                        log::debug!("{e}; connected to {} instead", server.address);
+                    }
+                    return Ok((conn, &server.address));
+                }
+                Err(e) => match &mut first {
+                    None => first = Some(e),
+                    Some(f) => f.also.push(format!("{}: {}", server.address, e.error)),
+                },
+            }
+        }
+        Err(first.unwrap_or_else(|| ConnectError {
+            address: "(no server configured)".into(),
+            cause: Cause::Network,
+            hint: "set database.host".into(),
+            error: Box::new(mysql::Error::DriverError(
+                mysql::DriverError::CouldNotConnect(None),
+            )),
+            also: Vec::new(),
+        }))
+    }
+}
+
+impl Server {
+    fn connect(&self, mode: DbTlsMode) -> Result<mysql::Conn, ConnectError> {
+        let fail = |error: mysql::Error| ConnectError::new(self, mode, error);
         match (&self.secure, &self.plain) {
             (Some(secure), plain) => match mysql::Conn::new(secure.clone()) {
                 Ok(conn) => Ok(conn),
@@ -176,13 +227,17 @@ impl TlsSession {
 
 /// Why a connection could not be opened, with the setting that fixes it.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot connect to the database at {address}: {error}; {hint}")]
+#[error("cannot connect to the database at {address}: {error}; {hint}{}",
+    if .also.is_empty() { String::new() } else { format!(" (also tried {})", .also.join("; ")) })]
 pub struct ConnectError {
     address: String,
     pub cause: Cause,
     hint: String,
+    /// Boxed: the driver's error is large, and this one travels up through `?`.
     #[source]
-    error: mysql::Error,
+    error: Box<mysql::Error>,
+    /// The other servers of `database.hosts` and their errors.
+    also: Vec<String>,
 }
 
 /// The kinds of failure a user fixes differently.
@@ -210,9 +265,10 @@ const ER_ACCESS_DENIED: u16 = 1045;
 const ER_BAD_DB: u16 = 1049;
 
 impl ConnectError {
-    fn new(connector: &Connector, error: mysql::Error) -> ConnectError {
-        let mode = connector.mode.as_str();
-        let host = &connector.host;
+    fn new(server: &Server, mode: DbTlsMode, error: mysql::Error) -> ConnectError {
+        let tls_mode = mode;
+        let mode = mode.as_str();
+        let host = &server.host;
         let (cause, hint) = match classify(&error) {
             Cause::TlsNotOffered => (
                 Cause::TlsNotOffered,
@@ -262,7 +318,7 @@ impl ConnectError {
                      database.password_file or PIKACHU_DATABASE_PASSWORD); an account created \
                      with REQUIRE SSL or REQUIRE X509 also needs database.tls, and X509 a \
                      database.cert_file and key_file{}",
-                    if connector.mode == DbTlsMode::Disabled {
+                    if tls_mode == DbTlsMode::Disabled {
                         // MariaDB refuses a plain login to a server with
                         // require_secure_transport=ON as access denied.
                         "; a server with require_secure_transport=ON refuses logins without TLS \
@@ -294,10 +350,11 @@ impl ConnectError {
             ),
         };
         ConnectError {
-            address: connector.address.clone(),
+            address: server.address.clone(),
             cause,
             hint,
-            error,
+            error: Box::new(error),
+            also: Vec::new(),
         }
     }
 }

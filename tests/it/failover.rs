@@ -57,18 +57,22 @@ fn pikachu_follows_a_promoted_replica_by_gtid() {
     replica.exec("STOP SLAVE; RESET SLAVE ALL");
     replica.exec("INSERT INTO shop.t VALUES (4, 'promoted')");
 
-    // Same data_dir, the promoted server's address (a moved VIP or DNS name would do the
-    // same).
+    // The old primary is gone; pikachu tries database.hosts in order and takes the
+    // promoted server (a moved VIP or DNS name would do the same), same data_dir.
+    primary.stop();
     let path = setup.config_path();
     let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(
-        &path,
-        text.replace(
-            &format!("port: {}\n", primary.port()),
-            &format!("port: {}\n", replica.port()),
-        ),
-    )
-    .unwrap();
+    let hosts = format!(
+        "  hosts: [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n",
+        primary.port(),
+        replica.port()
+    );
+    let text = text.replace(
+        &format!("  host: 127.0.0.1\n  port: {}\n", primary.port()),
+        &hosts,
+    );
+    assert!(text.contains("hosts:"), "{text}");
+    std::fs::write(&path, text).unwrap();
     let p = Pikachu::spawn(&setup, &[]);
     let all = setup.settled_events(&rx, &replica, 3 + 3);
     let log = p.log();
@@ -79,6 +83,13 @@ fn pikachu_follows_a_promoted_replica_by_gtid() {
     );
     assert!(
         log.contains(&format!("reading the binlog after GTID state {state}")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "at 127.0.0.1:{} as `root` (server_id 2",
+            replica.port()
+        )),
         "{log}"
     );
     let after: Vec<(String, i64)> = all[3..]
