@@ -1,4 +1,5 @@
-//! The source: the binlog reader thread, the table schema cache and row decoding.
+//! The source: the binlog reader thread (the server's binlog, or binlog files), the
+//! connections to the database (`connect`), the table schema cache and row decoding.
 //!
 //! It hands row changes and transaction ends to a `Sink` and knows nothing behind it
 //! (queues, workers, the checkpoint tracker). It owns `SourceStats` and the read

@@ -5,7 +5,10 @@
 //! It owns the read position and `SourceStats`. It reconnects with backoff after any
 //! error or silence (read timeout = a few heartbeat periods) and resumes at the last
 //! transaction boundary it read, skipping the row events of a half-read transaction that
-//! it had already handed over, so nothing is lost or handed over twice. It tells the
+//! it had already handed over, so nothing is lost or handed over twice. A position
+//! belongs to one server (`@@server_id`): on another one (a failover) it goes on after
+//! the MariaDB GTID state instead. The same event handling reads binlog files from disk
+//! (`run_files`, `run_archive_then_live`), at the files' own offsets. It tells the
 //! sink where each transaction ends and stops only at a transaction boundary. It never
 //! sends HTTP, never writes the checkpoint file, and does not know what is behind the
 //! sink (tests drive it into a recording one).
