@@ -565,6 +565,7 @@ impl Pipeline {
             tracker: tracker.clone(),
             stats: stats.dispatch.clone(),
             abort: abort.clone(),
+            fence: None,
         })
         .expect("dispatcher starts");
         Pipeline {

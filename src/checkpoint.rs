@@ -79,6 +79,9 @@ pub enum CheckpointError {
         #[source]
         error: std::io::Error,
     },
+    /// The checkpoint table (`checkpoint.store: mysql`); the message names it and the fix.
+    #[error("checkpoint table {table}: {message}")]
+    Table { table: String, message: String },
 }
 
 pub fn file_path(data_dir: &Path) -> PathBuf {
@@ -111,6 +114,31 @@ struct CheckpointFile<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     server_id: Option<u32>,
     saved_at: String,
+}
+
+/// Where the checkpoint lives: `data_dir/checkpoint.json` (`FileStore`), or a row in a
+/// table shared by the instances of a group (`ha::MysqlStore`).
+pub trait Store: Send + Sync {
+    /// `Ok(None)` when there is none yet.
+    fn load(&self) -> Result<Option<Checkpoint>, CheckpointError>;
+    fn save(&self, cp: &Checkpoint) -> Result<(), CheckpointError>;
+    /// For the log: `/var/lib/pikachu/checkpoint.json`, `pikachu.checkpoints (group g)`.
+    fn describe(&self) -> String;
+}
+
+/// The checkpoint file in `data_dir`.
+pub struct FileStore(pub PathBuf);
+
+impl Store for FileStore {
+    fn load(&self) -> Result<Option<Checkpoint>, CheckpointError> {
+        load(&self.0)
+    }
+    fn save(&self, cp: &Checkpoint) -> Result<(), CheckpointError> {
+        save(&self.0, cp)
+    }
+    fn describe(&self) -> String {
+        file_path(&self.0).display().to_string()
+    }
 }
 
 /// Reads the checkpoint file; `Ok(None)` when there is none yet.
@@ -348,7 +376,7 @@ impl Tracker {
 /// means more repeats after a restart).
 pub fn spawn_flusher(
     tracker: Arc<Tracker>,
-    data_dir: PathBuf,
+    store: Arc<dyn Store>,
     interval: Duration,
     stats: Arc<CheckpointStats>,
     stop: Arc<Signal>,
@@ -362,7 +390,7 @@ pub fn spawn_flusher(
                 // final save of the point as it is then.
                 let last = stop.is_raised();
                 let cp = tracker.safe_point();
-                if saved.as_ref() != Some(&cp) && flush_once(&data_dir, &cp, &stats) {
+                if saved.as_ref() != Some(&cp) && flush_once(store.as_ref(), &cp, &stats) {
                     saved = Some(cp);
                 }
                 if last {
@@ -374,8 +402,8 @@ pub fn spawn_flusher(
 }
 
 /// Saves `cp` and records the outcome in `stats`; true when it was saved.
-fn flush_once(data_dir: &Path, cp: &Checkpoint, stats: &CheckpointStats) -> bool {
-    match save(data_dir, cp) {
+fn flush_once(store: &dyn Store, cp: &Checkpoint, stats: &CheckpointStats) -> bool {
+    match store.save(cp) {
         Ok(()) => {
             stats.saved(&cp.file, cp.pos);
             true
@@ -644,7 +672,7 @@ mod tests {
         let stop = Arc::new(Signal::new());
         let handle = spawn_flusher(
             tracker.clone(),
-            dir.0.clone(),
+            Arc::new(FileStore(dir.0.clone())),
             Duration::from_millis(10),
             stats.checkpoint.clone(),
             stop.clone(),
@@ -691,7 +719,7 @@ mod tests {
         stop.raise();
         spawn_flusher(
             Arc::new(Tracker::new(cp(4))),
-            blocked,
+            Arc::new(FileStore(blocked)),
             Duration::from_millis(10),
             stats.checkpoint.clone(),
             stop,

@@ -172,6 +172,25 @@ pub struct MonitorConfig {
     pub heartbeat_period: Duration,
 }
 
+/// `ha`: instances with the same group elect one active through the database.
+#[derive(Clone, Debug)]
+pub struct HaConfig {
+    /// `None`: no election, this instance is always active.
+    pub group: Option<String>,
+    /// The lease session's `wait_timeout`: a silent holder is dropped by the server
+    /// after this, and a standby can take over.
+    pub lease_timeout: Duration,
+}
+
+/// Where the checkpoint is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckpointStore {
+    /// `data_dir/checkpoint.json`.
+    File,
+    /// A row in a table of the database server, shared by the instances of a group.
+    Mysql { schema: String, table: String },
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StartFrom {
     Latest,
@@ -257,6 +276,8 @@ pub struct Config {
     /// A directory of archived binlog files to catch up from when the checkpoint's
     /// binlog was purged on the server.
     pub binlog_archive: Option<PathBuf>,
+    pub ha: HaConfig,
+    pub checkpoint: CheckpointStore,
     pub start_from: StartFrom,
     pub tasks: Vec<Task>,
     /// (key, path) of every secret read from a file, for `check`.
@@ -1029,6 +1050,8 @@ section!(
         data_dir: Field<String>,
         binlog_archive: Field<String>,
         start_from: StartFromRaw,
+        ha: HaRaw,
+        checkpoint: CheckpointRaw,
     }
 );
 
@@ -1054,6 +1077,16 @@ section!(DatabaseRaw {
     cert_file: Field<String>,
     key_file: Field<String>,
     server_public_key_file: Field<String>,
+});
+
+section!(HaRaw {
+    group: Field<String>,
+    lease_timeout: Field<GoDuration>,
+});
+
+section!(CheckpointRaw {
+    store: Field<String>,
+    table: Field<String>,
 });
 
 section!(LogRaw {
@@ -1926,6 +1959,8 @@ impl<'a> Conv<'a> {
             HostState::Valid(host) => Some(host.clone()),
             _ => None,
         };
+        let ha = self.ha(&raw.ha);
+        let checkpoint = self.checkpoint_store(&raw.checkpoint, &ha);
         let config = Config {
             database,
             log,
@@ -1935,6 +1970,8 @@ impl<'a> Conv<'a> {
             callback_host,
             data_dir,
             binlog_archive,
+            ha,
+            checkpoint,
             start_from,
             tasks: Vec::new(),
             secret_files: Vec::new(),
@@ -2090,6 +2127,98 @@ impl<'a> Conv<'a> {
             );
         }
         hosts
+    }
+
+    fn ha(&mut self, s: &HaRaw) -> HaConfig {
+        let group = self
+            .get(&s.group)
+            .map(|g| g.trim().to_owned())
+            .filter(|g| !g.is_empty());
+        if let Some(g) = &group {
+            // It becomes part of a lock name (64 characters at most on MySQL).
+            if g.len() > 48
+                || !g
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                self.invalid(
+                    &s.group.key,
+                    format!("{g:?}: use at most 48 letters, digits, '-', '_' or '.'"),
+                );
+            }
+        }
+        let lease_timeout = self.wait(&s.lease_timeout, Duration::from_secs(10));
+        if lease_timeout < Duration::from_secs(3) {
+            self.invalid(
+                &s.lease_timeout.key,
+                format!(
+                    "{} is too short: the server checks idle sessions once a second; use 3s or \
+                     more (default 10s)",
+                    format_duration(lease_timeout)
+                ),
+            );
+        }
+        HaConfig {
+            group,
+            lease_timeout,
+        }
+    }
+
+    fn checkpoint_store(&mut self, s: &CheckpointRaw, ha: &HaConfig) -> CheckpointStore {
+        let store = self.get(&s.store).unwrap_or_default();
+        match store.trim().to_ascii_lowercase().as_str() {
+            "" | "file" => {
+                if s.table.given() {
+                    self.warn(
+                        &s.table.key,
+                        "is only used with checkpoint.store: mysql".into(),
+                    );
+                }
+                if ha.group.is_some() {
+                    self.warn(
+                        &s.store.key,
+                        "is file while ha.group is set: a standby on another host starts without \
+                         the active's checkpoint; use checkpoint.store: mysql (or one shared \
+                         data_dir on one host)"
+                            .into(),
+                    );
+                }
+                CheckpointStore::File
+            }
+            "mysql" => {
+                let written = self
+                    .get(&s.table)
+                    .unwrap_or_else(|| "pikachu.checkpoints".to_owned());
+                let name_ok = |n: &str| {
+                    !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                };
+                match written.trim().split_once('.') {
+                    Some((schema, table)) if name_ok(schema) && name_ok(table) => {
+                        CheckpointStore::Mysql {
+                            schema: schema.to_owned(),
+                            table: table.to_owned(),
+                        }
+                    }
+                    _ => {
+                        self.invalid(
+                            &s.table.key,
+                            format!(
+                                "{written:?} is not schema.table (letters, digits and _), e.g. \
+                                 pikachu.checkpoints"
+                            ),
+                        );
+                        CheckpointStore::File
+                    }
+                }
+            }
+            other => {
+                self.invalid(
+                    &s.store.key,
+                    format!("unknown store {other:?} (expected file or mysql)"),
+                );
+                CheckpointStore::File
+            }
+        }
     }
 
     fn database_tls(&mut self, s: &DatabaseRaw) -> DbTls {

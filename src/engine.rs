@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::checkpoint::{self, Checkpoint, CheckpointError, Tracker};
-use crate::config::{Config, DbTlsMode, StartFrom};
+use crate::checkpoint::{self, Checkpoint, CheckpointError, FileStore, Store, Tracker};
+use crate::config::{CheckpointStore, Config, DbTlsMode, StartFrom};
 use crate::deadletter::{self, DeadLetters};
 use crate::dispatch::{self, DispatchContext, DispatchError, Dispatcher};
 use crate::event::BinlogPosition;
 use crate::exit::Exit;
-use crate::shutdown::Signal;
+use crate::shutdown::{Fence, Signal};
 use crate::sink::SinkClosed;
 use crate::source::connect::{Connector, TlsSession};
 use crate::source::files::FilePlan;
@@ -43,6 +43,8 @@ pub enum EngineError {
     Reader(#[source] ReaderError),
     #[error("{0}")]
     Replay(String),
+    #[error(transparent)]
+    Ha(#[from] crate::ha::HaError),
 }
 
 impl EngineError {
@@ -101,10 +103,127 @@ fn preflight(cfg: &Config) -> Result<(mysql::Conn, ServerInfo, String), Prefligh
     Ok((conn, info, address))
 }
 
-/// Runs the daemon until SIGINT/SIGTERM (Ok) or a fatal error.
+/// What lives as long as the process: the stats the health server reads, and the stop
+/// that SIGINT/SIGTERM raise.
+struct Process {
+    stats: Arc<Stats>,
+    stop: Arc<Signal>,
+}
+
+impl Process {
+    fn start(cfg: &Config) -> Result<Process, EngineError> {
+        let queue_capacity = cfg.dispatcher.queue_size.max(cfg.dispatcher.worker_count);
+        let stats = Arc::new(Stats::new(
+            cfg.tasks.iter().map(|t| t.task_id.clone()),
+            queue_capacity,
+        ));
+        let stop = Arc::new(Signal::new());
+        install_signal_handler(stop.clone());
+        if cfg.server.enabled {
+            let metrics: Arc<dyn Metrics> = stats.clone();
+            let addr = std::net::SocketAddr::new(cfg.server.bind, cfg.server.port);
+            crate::http::spawn(addr, &cfg.server.path, metrics).map_err(EngineError::Http)?;
+            log::info!("health on http://{addr}{} and /metrics", cfg.server.path);
+        }
+        Ok(Process { stats, stop })
+    }
+}
+
+/// The checkpoint store of `checkpoint.store`; the row of a group is named after it.
+fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, EngineError> {
+    Ok(match &cfg.checkpoint {
+        CheckpointStore::File => Arc::new(FileStore(cfg.data_dir.clone())),
+        CheckpointStore::Mysql { schema, table } => {
+            let key = cfg.ha.group.as_deref().unwrap_or("default");
+            Arc::new(
+                crate::ha::MysqlStore::open(&cfg.database, schema, table, key)
+                    .map_err(EngineError::Checkpoint)?,
+            )
+        }
+    })
+}
+
+/// Runs the daemon until SIGINT/SIGTERM (Ok) or a fatal error. With `ha.group`, it
+/// waits as a standby until it holds the group's lease, delivers while it holds it,
+/// and stands by again when it loses it.
 pub fn run(cfg: Config) -> Result<(), EngineError> {
     let cfg = Arc::new(cfg);
-    let (mut conn, info, address) = preflight(&cfg).map_err(EngineError::Preflight)?;
+    let process = Process::start(&cfg)?;
+    let store = open_store(&cfg)?;
+    let Some(group) = cfg.ha.group.clone() else {
+        return term(&cfg, &process, store, None);
+    };
+    let lease_timeout = cfg.ha.lease_timeout;
+    loop {
+        process.stats.ha.standby();
+        log::info!(
+            "standby in group {group}: waiting for the lease {} (lease timeout {:.0}s)",
+            crate::ha::lock_name(&group),
+            lease_timeout.as_secs_f64()
+        );
+        let waited = crate::ha::acquire(
+            &cfg.database,
+            &group,
+            lease_timeout,
+            &process.stop,
+            &process.stats.ha,
+        )
+        .map_err(EngineError::Ha)?;
+        let lease = match waited {
+            crate::ha::Waited::Got(lease) => lease,
+            crate::ha::Waited::Stopped => {
+                log::info!("stopped while standing by");
+                return Ok(());
+            }
+        };
+        process.stats.ha.active();
+        log::info!(
+            "took over as the active instance of group {group}; the checkpoint is in {}",
+            store.describe()
+        );
+        let held = Held {
+            lost: Arc::new(Signal::new()),
+            validity: Arc::new(Fence::new(crate::ha::fence_age(lease_timeout))),
+        };
+        let done = Arc::new(Signal::new());
+        let keeper = lease
+            .keep(
+                lease_timeout,
+                held.validity.clone(),
+                held.lost.clone(),
+                done.clone(),
+                process.stats.ha.clone(),
+            )
+            .map_err(|e| EngineError::DataDir(format!("cannot start the lease thread: {e}")))?;
+        let lost = held.lost.clone();
+        let result = term(&cfg, &process, store.clone(), Some(held));
+        done.raise();
+        join(keeper);
+        if lost.is_raised() && !process.stop.is_raised() {
+            log::warn!("the lease of group {group} was lost: standing by again");
+            continue;
+        }
+        return result;
+    }
+}
+
+/// The lease a term runs under: `lost` is raised when it is gone (the term then ends at
+/// once, giving up in-flight deliveries: whoever goes on sends them again), and
+/// `validity` stops requests as soon as the lease may be gone.
+struct Held {
+    lost: Arc<Signal>,
+    validity: Arc<Fence>,
+}
+
+/// One term of delivery (the whole run without `ha`): preflight, the start position,
+/// the pipeline.
+fn term(
+    cfg: &Arc<Config>,
+    process: &Process,
+    store: Arc<dyn Store>,
+    held: Option<Held>,
+) -> Result<(), EngineError> {
+    let (mut conn, info, address) = preflight(cfg).map_err(EngineError::Preflight)?;
     let tls = TlsSession::read(&mut conn).map_err(|error| {
         EngineError::Preflight(PreflightError::Query {
             what: "the session's TLS status",
@@ -137,7 +256,7 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
     }
     let _lock = lock_data_dir(&cfg.data_dir)?;
     warn_if_exposed(&cfg.data_dir);
-    let saved = checkpoint::load(&cfg.data_dir).map_err(EngineError::Checkpoint)?;
+    let saved = store.load().map_err(EngineError::Checkpoint)?;
     let resolved =
         preflight::resolve_start(&mut conn, saved.as_ref(), &cfg.start_from, info.server_id);
     let (start, source) = match (resolved, &saved, &cfg.binlog_archive) {
@@ -175,17 +294,17 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         None => {
             log::info!(
                 "no checkpoint in {}: starting at {}:{} (start_from: {})",
-                cfg.data_dir.display(),
+                store.describe(),
                 start.file,
                 start.pos,
                 describe_start(&cfg.start_from)
             );
             // Saved at once, so that a crash before the first flush resumes here and
             // not at a later `latest`.
-            checkpoint::save(&cfg.data_dir, &start).map_err(EngineError::Checkpoint)?;
+            store.save(&start).map_err(EngineError::Checkpoint)?;
         }
     }
-    deliver(cfg, start, source)
+    deliver(cfg.clone(), process, store, start, source, held)
 }
 
 /// Where the changes come from.
@@ -202,12 +321,15 @@ enum Source {
 /// The pipeline from `start`: the reader thread on `source`, the dispatcher, the
 /// checkpoint flusher and the health server, until the source ends (files), a signal or
 /// a fatal error; then the deliveries are finished and the checkpoint saved.
-fn deliver(cfg: Arc<Config>, start: Checkpoint, source: Source) -> Result<(), EngineError> {
-    let queue_capacity = cfg.dispatcher.queue_size.max(cfg.dispatcher.worker_count);
-    let stats = Arc::new(Stats::new(
-        cfg.tasks.iter().map(|t| t.task_id.clone()),
-        queue_capacity,
-    ));
+fn deliver(
+    cfg: Arc<Config>,
+    process: &Process,
+    store: Arc<dyn Store>,
+    start: Checkpoint,
+    source: Source,
+    held: Option<Held>,
+) -> Result<(), EngineError> {
+    let stats = process.stats.clone();
     let tracker = Arc::new(Tracker::new(start.clone()));
     let dead_letters = Arc::new(DeadLetters::open(&cfg.data_dir).map_err(|e| {
         EngineError::DataDir(format!(
@@ -215,29 +337,36 @@ fn deliver(cfg: Arc<Config>, start: Checkpoint, source: Source) -> Result<(), En
             cfg.data_dir.display()
         ))
     })?);
+    // This term's stop: the process's, or a lost lease (which also gives up in-flight
+    // deliveries at once: another instance delivers them).
     let stop = Arc::new(Signal::new());
     let abort = Arc::new(Signal::new());
-    install_signal_handler(stop.clone());
+    let term_over = Arc::new(Signal::new());
+    let (lost, validity) = match held {
+        Some(Held { lost, validity }) => (Some(lost), Some(validity)),
+        None => (None, None),
+    };
+    spawn_term_watch(
+        process.stop.clone(),
+        lost,
+        stop.clone(),
+        abort.clone(),
+        term_over.clone(),
+    );
     spawn_deadline(stop.clone(), abort.clone(), cfg.dispatcher.shutdown_timeout);
-
-    if cfg.server.enabled {
-        let metrics: Arc<dyn Metrics> = stats.clone();
-        let addr = std::net::SocketAddr::new(cfg.server.bind, cfg.server.port);
-        crate::http::spawn(addr, &cfg.server.path, metrics).map_err(EngineError::Http)?;
-        log::info!("health on http://{addr}{} and /metrics", cfg.server.path);
-    }
     let dispatcher = Dispatcher::start(DispatchContext {
         config: cfg.clone(),
         tracker: tracker.clone(),
         stats: stats.dispatch.clone(),
         dead_letters: dead_letters.clone(),
         abort: abort.clone(),
+        fence: validity,
     })
     .map_err(EngineError::Dispatch)?;
     let flusher_stop = Arc::new(Signal::new());
     let flusher = checkpoint::spawn_flusher(
         tracker.clone(),
-        cfg.data_dir.clone(),
+        store,
         cfg.monitor.flush_interval,
         stats.checkpoint.clone(),
         flusher_stop.clone(),
@@ -300,6 +429,7 @@ fn deliver(cfg: Arc<Config>, start: Checkpoint, source: Source) -> Result<(), En
         );
     }
     log::info!("stopped; checkpoint at {}:{}", safe.file, safe.pos);
+    term_over.raise();
     if files && left > 0 && result.is_ok() {
         return Err(EngineError::Replay(format!(
             "stopped before every change of the files was delivered; the checkpoint is at \
@@ -333,6 +463,37 @@ fn install_signal_handler(stop: Arc<Signal>) {
     });
     if let Err(e) = result {
         log::warn!("cannot install the signal handler: {e}");
+    }
+}
+
+/// Ends a term: the process's stop raises the term's `stop`; a lost lease (`fence`)
+/// raises `stop` and `abort` at once. Returns when `over` is raised.
+fn spawn_term_watch(
+    process_stop: Arc<Signal>,
+    fence: Option<Arc<Signal>>,
+    stop: Arc<Signal>,
+    abort: Arc<Signal>,
+    over: Arc<Signal>,
+) {
+    let term_stop = stop.clone();
+    let spawned = std::thread::Builder::new()
+        .name("term-watch".into())
+        .spawn(move || {
+            let stop = term_stop;
+            while over.sleep(Duration::from_millis(50)) {
+                if process_stop.is_raised() {
+                    stop.raise();
+                }
+                if fence.as_ref().is_some_and(|f| f.is_raised()) {
+                    abort.raise();
+                    stop.raise();
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the stop watch thread: {e}");
+        // Without it a signal would not reach this term: stop it now rather than never.
+        stop.raise();
     }
 }
 
@@ -396,7 +557,8 @@ pub fn replay_binlog(cfg: Config, mut plan: FilePlan) -> Result<(), EngineError>
     let cfg = Arc::new(cfg);
     let _lock = lock_data_dir(&cfg.data_dir)?;
     warn_if_exposed(&cfg.data_dir);
-    let saved = checkpoint::load(&cfg.data_dir).map_err(EngineError::Checkpoint)?;
+    let store = open_store(&cfg)?;
+    let saved = store.load().map_err(EngineError::Checkpoint)?;
     let first = plan
         .files
         .first()
@@ -437,8 +599,9 @@ pub fn replay_binlog(cfg: Config, mut plan: FilePlan) -> Result<(), EngineError>
             .map(|to| format!(" to {}:{}", to.file, to.pos))
             .unwrap_or_default()
     );
-    checkpoint::save(&cfg.data_dir, &start).map_err(EngineError::Checkpoint)?;
-    deliver(cfg, start, Source::Files(plan))
+    store.save(&start).map_err(EngineError::Checkpoint)?;
+    let process = Process::start(&cfg)?;
+    deliver(cfg, &process, store, start, Source::Files(plan), None)
 }
 
 pub fn replay_dead_letters(cfg: &Config) -> Result<String, EngineError> {

@@ -330,7 +330,7 @@ fn negotiate(query: Option<&str>, accept: Option<&str>) -> Result<Format, String
 /// sorted as Go's encoder sorts map keys; no JSON client depends on key order. The body
 /// ends with a newline, as Go's `json.Encoder` writes one.
 pub fn render_health(data: &StatsData, uptime: Duration, up: bool) -> (u16, String) {
-    let body = json!({
+    let mut body = json!({
         "status": if up { "UP" } else { "DOWN" },
         "monitor_running": data.monitor_running,
         "dispatcher_running": data.dispatcher_running,
@@ -340,6 +340,11 @@ pub fn render_health(data: &StatsData, uptime: Duration, up: bool) -> (u16, Stri
         "uptime": go_duration(truncate_to_seconds(uptime)),
         "version": VERSION,
     });
+    // With `ha.group`: a standby is UP (nothing to restart) and says so, so that a
+    // readiness probe or a load balancer can tell it from the active instance.
+    if let (Some(role), Some(map)) = (data.ha_role, body.as_object_mut()) {
+        map.insert("role".into(), json!(role));
+    }
     (if up { 200 } else { 503 }, format!("{body}\n"))
 }
 
@@ -568,6 +573,38 @@ pub fn render_prometheus(data: &StatsData, uptime: Duration) -> String {
         &[],
         u64::from(data.source_connected),
     );
+    if let Some(role) = data.ha_role {
+        p.family(
+            "pikachu_ha_active",
+            "gauge",
+            "1 while this instance holds its group's lease and delivers, 0 while it stands by.",
+        );
+        p.sample("pikachu_ha_active", &[], u64::from(role == "active"));
+        p.family(
+            "pikachu_ha_takeovers_total",
+            "counter",
+            "Times this instance took the lease and became active.",
+        );
+        p.sample("pikachu_ha_takeovers_total", &[], data.ha_takeovers);
+        p.family(
+            "pikachu_ha_leases_lost_total",
+            "counter",
+            "Times this instance lost its lease while active and stopped delivering.",
+        );
+        p.sample("pikachu_ha_leases_lost_total", &[], data.ha_leases_lost);
+        p.family(
+            "pikachu_ha_lease_errors_total",
+            "counter",
+            "Failed attempts of a standby to ask for the lease (database unreachable).",
+        );
+        p.sample("pikachu_ha_lease_errors_total", &[], data.ha_lease_errors);
+        p.family(
+            "pikachu_ha_lease_holder",
+            "gauge",
+            "A standby's view of the lease holder: its database connection id (0: unknown).",
+        );
+        p.sample("pikachu_ha_lease_holder", &[], data.ha_holder.unwrap_or(0));
+    }
     p.family(
         "pikachu_source_reconnects_total",
         "counter",
@@ -911,6 +948,7 @@ mod tests {
             queue_depth: 7,
             queue_capacity: 1000,
             latency,
+            ..StatsData::default()
         }
     }
 
@@ -1148,6 +1186,27 @@ mod tests {
 
     fn lines(text: &str) -> Vec<&str> {
         text.lines().collect()
+    }
+
+    #[test]
+    fn a_standby_is_up_and_says_so() {
+        let mut data = StatsData {
+            ha_role: Some("standby"),
+            ha_holder: Some(17),
+            ..StatsData::default()
+        };
+        assert!(data.is_up(), "a standby waits: nothing to restart");
+        let (status, body) = render_health(&data, Duration::from_secs(3), data.is_up());
+        assert_eq!(status, 200);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["role"], "standby");
+        let text = render_prometheus(&data, Duration::from_secs(3));
+        assert!(text.contains("pikachu_ha_active 0\n"), "{text}");
+        assert!(text.contains("pikachu_ha_lease_holder 17\n"), "{text}");
+        data.ha_role = None;
+        let (_, body) = render_health(&data, Duration::from_secs(3), data.is_up());
+        assert!(!body.contains("role"), "no role without ha.group: {body}");
+        assert!(!render_prometheus(&data, Duration::from_secs(3)).contains("pikachu_ha_"));
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod engine;
 pub mod event;
 pub mod exit;
 pub mod fsutil;
+pub mod ha;
 pub mod http;
 pub mod listen;
 pub mod logging;

@@ -6,7 +6,7 @@
 //! flusher's stop (after the workers finished: one last save). Knows nothing about
 //! what the threads do.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -47,6 +47,39 @@ impl Signal {
     }
 }
 
+/// A lease as its holder sees it: renewed after each successful keep-alive, it holds
+/// only while the last renewal is younger than `max_age`. A process frozen for longer
+/// (SIGSTOP, a VM pause) wakes with a fence that no longer holds, before any keep-alive
+/// could tell it that the lease is gone: nothing is sent on a lease that may be someone
+/// else's.
+pub struct Fence {
+    base: Instant,
+    /// Nanoseconds after `base` of the last renewal.
+    renewed: AtomicU64,
+    max_age: Duration,
+}
+
+impl Fence {
+    /// Renewed now.
+    pub fn new(max_age: Duration) -> Fence {
+        Fence {
+            base: Instant::now(),
+            renewed: AtomicU64::new(0),
+            max_age,
+        }
+    }
+
+    pub fn renew(&self) {
+        let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.renewed.store(now, Ordering::SeqCst);
+    }
+
+    pub fn holds(&self) -> bool {
+        let renewed = Duration::from_nanos(self.renewed.load(Ordering::SeqCst));
+        self.base.elapsed().saturating_sub(renewed) < self.max_age
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +97,16 @@ mod tests {
             !s.sleep(Duration::from_secs(30)),
             "a raised signal never sleeps"
         );
+    }
+
+    #[test]
+    fn a_fence_holds_until_it_is_older_than_its_age() {
+        let f = Fence::new(Duration::from_millis(30));
+        assert!(f.holds());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!f.holds(), "not renewed for longer than its age");
+        f.renew();
+        assert!(f.holds());
     }
 
     #[test]

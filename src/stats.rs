@@ -104,12 +104,24 @@ pub struct StatsData {
     pub queue_depth: u64,
     pub queue_capacity: u64,
     pub latency: Histogram,
+    /// `ha.group` set: `"active"` or `"standby"`; `None` without one.
+    pub ha_role: Option<&'static str>,
+    /// The lease holder's database connection id, as a standby last saw it.
+    pub ha_holder: Option<u64>,
+    /// Times this instance became active.
+    pub ha_takeovers: u64,
+    /// Times this instance lost its lease while active.
+    pub ha_leases_lost: u64,
+    /// Failed attempts to ask for the lease (database unreachable).
+    pub ha_lease_errors: u64,
 }
 
 impl StatsData {
     /// UP when the reader is streaming and the workers run.
     pub fn is_up(&self) -> bool {
-        self.monitor_running && self.dispatcher_running && self.source_connected
+        // A standby is healthy while it waits: nothing of it should be restarted.
+        self.ha_role == Some("standby")
+            || self.monitor_running && self.dispatcher_running && self.source_connected
     }
 }
 
@@ -384,14 +396,63 @@ impl CheckpointStats {
     }
 }
 
-/// The three stages' stats, handed out one part per stage, and read whole through
-/// `Metrics`.
+/// What the lease (`ha`) owns: the role and the takeovers.
+#[derive(Default)]
+pub struct HaStats {
+    /// 0: no `ha.group`; 1: standby; 2: active.
+    role: std::sync::atomic::AtomicU8,
+    /// Holder connection id + 1; 0: unknown.
+    holder: AtomicU64,
+    takeovers: AtomicU64,
+    leases_lost: AtomicU64,
+    lease_errors: AtomicU64,
+}
+
+impl HaStats {
+    pub fn standby(&self) {
+        self.role.store(1, Relaxed);
+    }
+
+    pub fn active(&self) {
+        self.role.store(2, Relaxed);
+        self.takeovers.fetch_add(1, Relaxed);
+        self.holder.store(0, Relaxed);
+    }
+
+    pub fn set_holder(&self, holder: Option<u64>) {
+        self.holder
+            .store(holder.map_or(0, |h| h.saturating_add(1)), Relaxed);
+    }
+
+    pub fn lease_lost(&self) {
+        self.leases_lost.fetch_add(1, Relaxed);
+    }
+
+    pub fn lease_error(&self) {
+        self.lease_errors.fetch_add(1, Relaxed);
+    }
+
+    fn fill(&self, d: &mut StatsData) {
+        d.ha_role = match self.role.load(Relaxed) {
+            1 => Some("standby"),
+            2 => Some("active"),
+            _ => None,
+        };
+        d.ha_holder = self.holder.load(Relaxed).checked_sub(1);
+        d.ha_takeovers = self.takeovers.load(Relaxed);
+        d.ha_leases_lost = self.leases_lost.load(Relaxed);
+        d.ha_lease_errors = self.lease_errors.load(Relaxed);
+    }
+}
+
+/// The stages' stats, handed out one part per stage, and read whole through `Metrics`.
 pub struct Stats {
     started: Instant,
     task_ids: Vec<String>,
     pub source: Arc<SourceStats>,
     pub dispatch: Arc<DispatchStats>,
     pub checkpoint: Arc<CheckpointStats>,
+    pub ha: Arc<HaStats>,
 }
 
 impl Stats {
@@ -402,6 +463,7 @@ impl Stats {
             source: Arc::new(SourceStats::new(task_ids.len())),
             dispatch: Arc::new(DispatchStats::new(task_ids.len(), queue_capacity)),
             checkpoint: Arc::new(CheckpointStats::default()),
+            ha: Arc::new(HaStats::default()),
             task_ids,
         }
     }
@@ -428,6 +490,7 @@ impl Metrics for Stats {
         self.dispatch.fill(&mut d);
         self.source.fill(&mut d);
         self.checkpoint.fill(&mut d);
+        self.ha.fill(&mut d);
         d
     }
 

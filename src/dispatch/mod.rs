@@ -72,6 +72,9 @@ pub struct DispatchContext {
     /// Raised when the shutdown deadline has passed: give up in-flight retries
     /// (without completing those events, so they are read again after a restart).
     pub abort: Arc<Signal>,
+    /// With `ha.group`: no request is sent unless the lease still holds; what is not
+    /// sent stays incomplete, for whoever holds the lease next.
+    pub fence: Option<Arc<crate::shutdown::Fence>>,
 }
 
 pub struct Dispatcher {

@@ -238,6 +238,11 @@ fn config(urls: &[String]) -> Config {
         callback_host: None,
         data_dir: PathBuf::new(),
         binlog_archive: None,
+        ha: crate::config::HaConfig {
+            group: None,
+            lease_timeout: Duration::from_secs(10),
+        },
+        checkpoint: crate::config::CheckpointStore::File,
         start_from: StartFrom::Latest,
         secret_files: Vec::new(),
         tasks: urls
@@ -353,6 +358,7 @@ impl Pipeline {
             tracker: tracker.clone(),
             stats: stats.dispatch.clone(),
             abort: abort.clone(),
+            fence: None,
         })
         .expect("dispatcher starts");
         Pipeline {

@@ -357,6 +357,11 @@ impl Worker<'_> {
         let Some(permit) = self.shared.host_limit.acquire(&target.host, &ctx.abort) else {
             return Step::Aborted;
         };
+        if ctx.fence.as_ref().is_some_and(|f| !f.holds()) {
+            // The lease may be another instance's by now: send nothing more.
+            ctx.abort.raise();
+            return Step::Aborted;
+        }
         let attempt = post(target, event_id, body);
         drop(permit);
         ctx.stats.request(task, status_class(attempt.status));

@@ -18,6 +18,7 @@ mod compressed_binlog;
 mod config_files;
 mod deploy_files;
 mod failover;
+mod ha;
 mod metrics_promtool;
 mod operations;
 mod reliability;

@@ -60,6 +60,12 @@ fn populated() -> StatsData {
         queue_depth: 12,
         queue_capacity: 1000,
         latency,
+        // The HA families must pass promtool too.
+        ha_role: Some("standby"),
+        ha_holder: Some(42),
+        ha_takeovers: 3,
+        ha_leases_lost: 1,
+        ha_lease_errors: 2,
     }
 }
 
