@@ -19,7 +19,7 @@ use ::http::Uri;
 use mysql::prelude::Queryable;
 
 use crate::checkpoint;
-use crate::config::{host_port, Config, DbTlsMode, Task};
+use crate::config::{host_port, CheckpointStore, Config, DbTlsMode, Task};
 use crate::exit::Exit;
 use crate::source::connect::{Connector, TlsSession};
 use crate::source::preflight::{self, ServerInfo};
@@ -698,6 +698,7 @@ fn check_database(cfg: &Config, r: &mut Report) {
     for t in &cfg.tasks {
         check_table(&mut conn, t, &who, r);
     }
+    check_ha(&mut conn, cfg, &who, r);
     check_start(&mut conn, cfg, info.server_id, r);
 }
 
@@ -943,11 +944,72 @@ fn check_table(conn: &mut mysql::Conn, t: &Task, who: &str, r: &mut Report) {
     }
 }
 
+/// `ha.group`: who holds the lease now. `checkpoint.store: mysql`: the table can be
+/// read (it is created at start when missing and the account may).
+fn check_ha(conn: &mut mysql::Conn, cfg: &Config, who: &str, r: &mut Report) {
+    if let Some(group) = &cfg.ha.group {
+        let name = crate::ha::lock_name(group);
+        let holder: mysql::Result<Option<Option<u64>>> =
+            conn.exec_first("SELECT IS_USED_LOCK(?)", (&name,));
+        match holder {
+            Ok(Some(Some(id))) => r.ok(
+                "ha lease",
+                &format!(
+                    "{name} is held by connection {id}: an instance of group {group} is active; \
+                     this one would stand by"
+                ),
+            ),
+            Ok(_) => r.ok(
+                "ha lease",
+                &format!("{name} is free: this instance would become active"),
+            ),
+            Err(e) => r.fail_db(
+                "ha lease",
+                &format!("{name}: the server cannot tell ({e}); ha.group needs GET_LOCK"),
+            ),
+        }
+    }
+    if let CheckpointStore::Mysql { schema, table } = &cfg.checkpoint {
+        let what = "checkpoint table";
+        let count: mysql::Result<Option<u64>> =
+            conn.query_first(format!("SELECT COUNT(*) FROM `{schema}`.`{table}`"));
+        match count {
+            Ok(_) => r.ok(what, &format!("{schema}.{table} exists and is readable")),
+            Err(e) => match server_error(&e) {
+                Some((ER_NO_SUCH_TABLE, _)) => r.warn(
+                    what,
+                    &format!(
+                        "{schema}.{table} does not exist yet: pikachu creates it at start, which \
+                         needs: GRANT CREATE, SELECT, INSERT, UPDATE ON `{schema}`.* TO {who};"
+                    ),
+                ),
+                _ => r.fail_db(
+                    what,
+                    &format!(
+                        "{schema}.{table}: {e}; run: GRANT SELECT, INSERT, UPDATE ON \
+                         `{schema}`.`{table}` TO {who};"
+                    ),
+                ),
+            },
+        }
+    }
+}
+
 fn check_start(conn: &mut mysql::Conn, cfg: &Config, server_id: u32, r: &mut Report) {
-    let saved = match checkpoint::load(&cfg.data_dir) {
+    let saved = match &cfg.checkpoint {
+        CheckpointStore::File => checkpoint::load(&cfg.data_dir).map_err(|e| e.to_string()),
+        CheckpointStore::Mysql { schema, table } => {
+            let key = crate::ha::checkpoint_key(cfg.ha.group.as_deref());
+            match crate::ha::read_checkpoint(conn, schema, table, key) {
+                Err(e) if server_error(&e).is_some_and(|(c, _)| c == ER_NO_SUCH_TABLE) => Ok(None),
+                other => other.map_err(|e| e.to_string()),
+            }
+        }
+    };
+    let saved = match saved {
         Ok(s) => s,
         Err(e) => {
-            r.fail("checkpoint", &e.to_string());
+            r.fail("checkpoint", &e);
             return;
         }
     };

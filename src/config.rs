@@ -638,6 +638,21 @@ fn load_texts(
         }
         Some(None) => errors.append(&mut conv.errors),
     }
+    // pikachu's own checkpoint writes are never a task's events.
+    if let CheckpointStore::Mysql { schema, table } = &config.checkpoint {
+        for t in &config.tasks {
+            if t.database.eq_ignore_ascii_case(schema) && t.table.eq_ignore_ascii_case(table) {
+                errors.push(ConfigError::Value {
+                    origin: Origin::File(tasks_file.to_path_buf()),
+                    key: format!("task {}", t.task_id),
+                    problem: Problem::Invalid(format!(
+                        "watches {schema}.{table}, pikachu's own checkpoint table \
+                         (checkpoint.table); choose another table for one of them"
+                    )),
+                });
+            }
+        }
+    }
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
@@ -4267,6 +4282,51 @@ monitor:
         assert!(
             !all.contains("s3cret-in-file") && !all.contains("hunter2"),
             "{all}"
+        );
+    }
+
+    #[test]
+    fn ha_and_the_checkpoint_store() {
+        let base = format!("{DB}{ONE_TASK}");
+        let c = ok(&base);
+        assert_eq!(c.ha.group, None);
+        assert_eq!(c.checkpoint, CheckpointStore::File);
+        let c = ok(&format!(
+            "{base}ha:\n  group: orders-cdc\n  lease_timeout: 6s\ncheckpoint:\n  store: mysql\n"
+        ));
+        assert_eq!(c.ha.group.as_deref(), Some("orders-cdc"));
+        assert_eq!(c.ha.lease_timeout, Duration::from_secs(6));
+        assert_eq!(
+            c.checkpoint,
+            CheckpointStore::Mysql {
+                schema: "pikachu".into(),
+                table: "checkpoints".into()
+            }
+        );
+        let c = ok(&format!("{base}ha:\n  group: g\n"));
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("checkpoint.store: is file while ha.group is set")),
+            "{:?}",
+            c.warnings
+        );
+        let m = messages(load_str(&format!(
+            "{base}ha:\n  group: \"a b\"\n  lease_timeout: 1s\ncheckpoint:\n  store: redis\n"
+        )));
+        assert_has(&m, "ha.group: \"a b\": use at most 48 letters");
+        assert_has(&m, "ha.lease_timeout: 1s is too short");
+        assert_has(
+            &m,
+            "checkpoint.store: unknown store \"redis\" (expected file or mysql)",
+        );
+        let m = messages(load_str(&format!(
+            "{}checkpoint:\n  store: mysql\n  table: shop.users\n",
+            base
+        )));
+        assert_has(
+            &m,
+            "task t1: watches shop.users, pikachu's own checkpoint table",
         );
     }
 

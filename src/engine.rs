@@ -134,7 +134,7 @@ fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, EngineError> {
     Ok(match &cfg.checkpoint {
         CheckpointStore::File => Arc::new(FileStore(cfg.data_dir.clone())),
         CheckpointStore::Mysql { schema, table } => {
-            let key = cfg.ha.group.as_deref().unwrap_or("default");
+            let key = crate::ha::checkpoint_key(cfg.ha.group.as_deref());
             Arc::new(
                 crate::ha::MysqlStore::open(&cfg.database, schema, table, key)
                     .map_err(EngineError::Checkpoint)?,

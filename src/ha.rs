@@ -195,6 +195,7 @@ impl Lease {
 /// whichever instance is active goes on where the last active left off.
 pub struct MysqlStore {
     connector: Connector,
+    names: (String, String),
     /// `schema`.`table`, quoted.
     table: String,
     shown: String,
@@ -213,6 +214,7 @@ impl MysqlStore {
     ) -> Result<MysqlStore, CheckpointError> {
         let store = MysqlStore {
             connector: Connector::new(db, None),
+            names: (schema.to_owned(), table.to_owned()),
             table: format!("`{schema}`.`{table}`"),
             shown: format!("{schema}.{table}"),
             key: key.to_owned(),
@@ -289,24 +291,36 @@ const CHECKPOINT_COLUMNS: &str = "name VARCHAR(64) NOT NULL PRIMARY KEY, \
 
 type Row = (String, u64, Option<String>, Option<u32>);
 
+/// The key of a group's row: the group, or `default` without one.
+pub fn checkpoint_key(group: Option<&str>) -> &str {
+    group.unwrap_or("default")
+}
+
+/// The checkpoint row `key` of `schema`.`table`, read on `conn` (also by `check`, which
+/// creates nothing).
+pub fn read_checkpoint(
+    conn: &mut mysql::Conn,
+    schema: &str,
+    table: &str,
+    key: &str,
+) -> mysql::Result<Option<Checkpoint>> {
+    let row: Option<Row> = conn.exec_first(
+        format!("SELECT file, pos, gtid, server_id FROM `{schema}`.`{table}` WHERE name = ?"),
+        (key,),
+    )?;
+    Ok(row.map(|(file, pos, gtid, server_id)| Checkpoint {
+        file,
+        pos,
+        gtid,
+        server_id,
+    }))
+}
+
 impl Store for MysqlStore {
     fn load(&self) -> Result<Option<Checkpoint>, CheckpointError> {
+        let (schema, table) = self.names.clone();
         let key = self.key.clone();
-        let row: Option<Row> = self.with_conn(|conn, _| {
-            conn.exec_first(
-                format!(
-                    "SELECT file, pos, gtid, server_id FROM {} WHERE name = ?",
-                    self.table
-                ),
-                (key,),
-            )
-        })?;
-        Ok(row.map(|(file, pos, gtid, server_id)| Checkpoint {
-            file,
-            pos,
-            gtid,
-            server_id,
-        }))
+        self.with_conn(|conn, _| read_checkpoint(conn, &schema, &table, &key))
     }
 
     fn save(&self, cp: &Checkpoint) -> Result<(), CheckpointError> {

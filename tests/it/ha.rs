@@ -107,6 +107,18 @@ fn one_delivers_and_the_standby_takes_over_when_it_is_killed() {
     let b = Pikachu::spawn(&sb, &[]);
     wait_role(&b, "standby");
     b.wait_for_log("is held by connection", WAIT);
+    let config = sb.config_path();
+    let (code, out, err) =
+        crate::harness::run_binary(&["check", "-config", config.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("OK   ha lease: pikachu:kill is held by connection"),
+        "{out}"
+    );
+    assert!(
+        out.contains("OK   checkpoint table: pikachu.checkpoints exists and is readable"),
+        "{out}"
+    );
 
     insert(&db, 1..=20);
     wait_until("rows 1-20", WAIT, || all_arrived(&rx, 1..=20));
