@@ -643,3 +643,49 @@ fn an_unknown_flag_is_refused_by_the_binary() {
     assert_eq!(code, 2);
     assert!(Path::new(binary()).exists());
 }
+
+#[test]
+fn the_ha_manifest_runs_two_instances_of_one_group() {
+    let docs = yaml_docs("deploy/k8s/ha/pikachu-ha.yaml");
+    let sets = kind(&docs, "StatefulSet");
+    assert_eq!(sets.len(), 1);
+    let set = sets[0];
+    assert_eq!(set["spec"]["replicas"].as_u64(), Some(2), "two instances");
+    let pod = &set["spec"]["template"]["spec"];
+    let c = &pod["containers"].as_sequence().expect("containers")[0];
+    let env: Vec<String> = c["env"]
+        .as_sequence()
+        .expect("env")
+        .iter()
+        .map(|e| str_of(&e["name"], "env name").to_owned())
+        .collect();
+    assert_env_names_exist(env.iter().cloned(), "ha statefulset env");
+    let cm = kind(&docs, "ConfigMap")[0];
+    let dir = TempDir::new("k8s-ha");
+    let password: BTreeMap<String, String> =
+        [("PIKACHU_DATABASE_PASSWORD".to_owned(), "pw".to_owned())].into();
+    let (cfg, _) = load_embedded(
+        &dir,
+        "ha-configmap",
+        str_of(&cm["data"]["config.yaml"], "config.yaml"),
+        cm["data"]["tasks.yaml"].as_str(),
+        &password,
+    );
+    assert_eq!(cfg.ha.group.as_deref(), Some("shop-cdc"));
+    assert!(
+        matches!(cfg.checkpoint, config::CheckpointStore::Mysql { .. }),
+        "the checkpoint is shared in the database"
+    );
+    assert!(cfg.server.enabled, "the role is in /health");
+    // Each pod keeps its own data_dir (dead letters) on its own volume.
+    let claims = set["spec"]["volumeClaimTemplates"]
+        .as_sequence()
+        .expect("volumeClaimTemplates");
+    let data_mount = c["volumeMounts"]
+        .as_sequence()
+        .expect("volumeMounts")
+        .iter()
+        .find(|m| m["name"] == claims[0]["metadata"]["name"])
+        .map(|m| str_of(&m["mountPath"], "mountPath").to_owned());
+    assert_eq!(data_mount, Some(cfg.data_dir.display().to_string()));
+}
