@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{rfc3339_utc, unix_now};
 use crate::event::BinlogPosition;
 use crate::fsutil::replace_file;
-use crate::shutdown::Signal;
+use crate::shutdown::{Fence, Signal};
 use crate::stats::CheckpointStats;
 
 /// Where to resume: a transaction boundary, with the GTID state where there is one.
@@ -377,6 +377,7 @@ impl Tracker {
 pub fn spawn_flusher(
     tracker: Arc<Tracker>,
     store: Arc<dyn Store>,
+    fence: Option<Arc<Fence>>,
     interval: Duration,
     stats: Arc<CheckpointStats>,
     stop: Arc<Signal>,
@@ -390,7 +391,10 @@ pub fn spawn_flusher(
                 // final save of the point as it is then.
                 let last = stop.is_raised();
                 let cp = tracker.safe_point();
-                if saved.as_ref() != Some(&cp) && flush_once(store.as_ref(), &cp, &stats) {
+                // Once the lease may be another instance's, its checkpoint is not ours to
+                // move (back) any more.
+                let ours = fence.as_ref().is_none_or(|f| f.holds());
+                if ours && saved.as_ref() != Some(&cp) && flush_once(store.as_ref(), &cp, &stats) {
                     saved = Some(cp);
                 }
                 if last {
@@ -673,6 +677,7 @@ mod tests {
         let handle = spawn_flusher(
             tracker.clone(),
             Arc::new(FileStore(dir.0.clone())),
+            None,
             Duration::from_millis(10),
             stats.checkpoint.clone(),
             stop.clone(),
@@ -720,6 +725,7 @@ mod tests {
         spawn_flusher(
             Arc::new(Tracker::new(cp(4))),
             Arc::new(FileStore(blocked)),
+            None,
             Duration::from_millis(10),
             stats.checkpoint.clone(),
             stop,

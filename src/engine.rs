@@ -342,7 +342,7 @@ fn deliver(
     let stop = Arc::new(Signal::new());
     let abort = Arc::new(Signal::new());
     let term_over = Arc::new(Signal::new());
-    let (lost, validity) = match held {
+    let (lost, fence) = match held {
         Some(Held { lost, validity }) => (Some(lost), Some(validity)),
         None => (None, None),
     };
@@ -360,13 +360,14 @@ fn deliver(
         stats: stats.dispatch.clone(),
         dead_letters: dead_letters.clone(),
         abort: abort.clone(),
-        fence: validity,
+        fence: fence.clone(),
     })
     .map_err(EngineError::Dispatch)?;
     let flusher_stop = Arc::new(Signal::new());
     let flusher = checkpoint::spawn_flusher(
         tracker.clone(),
         store,
+        fence.clone(),
         cfg.monitor.flush_interval,
         stats.checkpoint.clone(),
         flusher_stop.clone(),
