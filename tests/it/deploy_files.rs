@@ -689,3 +689,67 @@ fn the_ha_manifest_runs_two_instances_of_one_group() {
         .map(|m| str_of(&m["mountPath"], "mountPath").to_owned());
     assert_eq!(data_mount, Some(cfg.data_dir.display().to_string()));
 }
+
+#[test]
+fn the_compose_ha_override_adds_a_standby_of_one_group() {
+    let base = yaml_docs("deploy/docker-compose.yml");
+    let over = yaml_docs("deploy/docker-compose.ha.yml");
+    let configs = &base[0]["configs"];
+    let services = &over[0]["services"];
+    let env_of = |s: &Value| -> BTreeMap<String, String> {
+        s["environment"]
+            .as_mapping()
+            .expect("environment as a mapping")
+            .iter()
+            .map(|(k, v)| {
+                (
+                    str_of(k, "env name").to_owned(),
+                    str_of(v, "env value").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let active = env_of(&services["pikachu"]);
+    let standby = &services["pikachu-standby"];
+    assert_eq!(env_of(standby), active, "one group, one configuration");
+    assert_env_names_exist(active.keys().cloned(), "docker-compose.ha.yml");
+    let source = |target: &str| -> String {
+        standby["configs"]
+            .as_sequence()
+            .expect("configs")
+            .iter()
+            .find(|c| c["target"].as_str() == Some(target))
+            .map(|c| str_of(&c["source"], "source").to_owned())
+            .unwrap_or_else(|| panic!("no config at {target}"))
+    };
+    let dir = TempDir::new("compose-ha");
+    let (cfg, _) = load_embedded(
+        &dir,
+        "compose-ha",
+        str_of(
+            &configs[source("/etc/pikachu/config.yaml")]["content"],
+            "config",
+        ),
+        configs[source("/etc/pikachu/tasks.yaml")]["content"].as_str(),
+        &active,
+    );
+    assert_eq!(cfg.ha.group.as_deref(), Some("demo"));
+    assert_eq!(
+        cfg.checkpoint,
+        config::CheckpointStore::Mysql {
+            schema: "pikachu".into(),
+            table: "checkpoints".into()
+        }
+    );
+    // The account may create and write the checkpoint table.
+    let init = str_of(&configs["mariadb_init"]["content"], "mariadb_init");
+    assert!(
+        init.contains("GRANT CREATE, SELECT, INSERT, UPDATE ON pikachu.* TO 'pikachu'@'%'"),
+        "{init}"
+    );
+    assert_ne!(
+        strings(&standby["volumes"]),
+        strings(&base[0]["services"]["pikachu"]["volumes"]),
+        "each instance has its own data_dir"
+    );
+}
