@@ -24,6 +24,7 @@ use pikachu::deadletter::DeadLetters;
 use pikachu::dispatch::{DispatchContext, Dispatcher};
 use pikachu::encode::write_envelope;
 use pikachu::event::{BinlogPosition, ChangeKind, Delivery, RowChange, TableSchema, Value};
+use pikachu::filter::Columns;
 use pikachu::shutdown::Signal;
 use pikachu::source::decode::{decode_image, Charset, ColumnDef, ColumnKind};
 use pikachu::stats::{Metrics, Stats};
@@ -441,12 +442,12 @@ fn bench_encode(c: &mut Criterion) {
         let image = decode_image(&defs, &present, &mut input).expect("bench row decodes");
         let change = insert_change(family.schema(), image, 18_825);
         let mut out = Vec::with_capacity(4096);
-        write_envelope(&mut out, "user_monitor", &change);
+        write_envelope(&mut out, "user_monitor", &change, &Columns::All);
         serde_json::from_slice::<serde_json::Value>(&out).expect("the envelope is JSON");
         group.bench_function(family.name, |b| {
             b.iter(|| {
                 out.clear();
-                write_envelope(&mut out, "user_monitor", black_box(&change));
+                write_envelope(&mut out, "user_monitor", black_box(&change), &Columns::All);
                 black_box(out.len());
             })
         });

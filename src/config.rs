@@ -238,6 +238,15 @@ pub struct Task {
     /// The task's own `ca_file`/`cert_file`/`key_file`, each defaulting to the
     /// dispatcher's.
     pub tls: HttpTls,
+    /// `columns` / `exclude_columns`.
+    pub columns: crate::filter::Columns,
+    /// `on_change`: an update goes out only if one of these changed; empty: any update.
+    pub on_change: Vec<String>,
+    pub filter: Option<crate::filter::Filter>,
+    /// `max_rate`: requests per second to this task's URL at most.
+    pub max_rate: Option<f64>,
+    /// `max_in_flight`: requests of this task open at once at most.
+    pub max_in_flight: Option<usize>,
 }
 
 /// Header values are redacted: they often carry credentials (`Authorization`), and a
@@ -259,6 +268,11 @@ impl fmt::Debug for Task {
             .field("headers", &headers)
             .field("secret", &self.secret)
             .field("tls", &self.tls)
+            .field("columns", &self.columns)
+            .field("on_change", &self.on_change)
+            .field("filter", &self.filter)
+            .field("max_rate", &self.max_rate)
+            .field("max_in_flight", &self.max_in_flight)
             .finish()
     }
 }
@@ -1162,6 +1176,12 @@ section!(TaskRaw {
     ca_file: Field<String>,
     cert_file: Field<String>,
     key_file: Field<String>,
+    columns: Field<Vec<Value>>,
+    exclude_columns: Field<Vec<Value>>,
+    on_change: Field<Vec<Value>>,
+    filter: Field<String>,
+    max_rate: Field<String>,
+    max_in_flight: Field<Int>,
 });
 
 section!(
@@ -2629,6 +2649,63 @@ impl<'a> Conv<'a> {
             ca_file: own_tls.ca_file.or_else(|| defaults.ca_file.clone()),
             client_cert: own_tls.client_cert.or_else(|| defaults.client_cert.clone()),
         };
+        let columns = match (self.names(&s.columns), self.names(&s.exclude_columns)) {
+            (Some(_), Some(_)) => {
+                self.invalid(
+                    &s.exclude_columns.key,
+                    "set columns (only these) or exclude_columns (all but these), not both".into(),
+                );
+                crate::filter::Columns::All
+            }
+            (Some(only), None) => crate::filter::Columns::Only(only),
+            (None, Some(except)) => crate::filter::Columns::Except(except),
+            (None, None) => crate::filter::Columns::All,
+        };
+        let on_change = self.names(&s.on_change).unwrap_or_default();
+        if !on_change.is_empty() && !events.update {
+            self.warn(
+                &s.on_change.key,
+                "has no effect: the task does not take updates (events)".into(),
+            );
+        }
+        let filter = self
+            .get(&s.filter)
+            .filter(|f| !f.trim().is_empty())
+            .and_then(|text| {
+                crate::filter::Filter::parse(&text)
+                    .map_err(|e| {
+                        self.invalid(
+                            &s.filter.key,
+                            format!("{e} in {text:?}; see README \"Row filters\" for the syntax"),
+                        )
+                    })
+                    .ok()
+            });
+        let max_rate = self
+            .get(&s.max_rate)
+            .and_then(|text| match text.trim().parse::<f64>() {
+                Ok(r) if r > 0.0 && r.is_finite() => Some(r),
+                _ => {
+                    self.invalid(
+                        &s.max_rate.key,
+                        format!(
+                            "{text:?} is not a rate; write requests per second, e.g. 20 or 0.5"
+                        ),
+                    );
+                    None
+                }
+            });
+        let max_in_flight = match self.get(&s.max_in_flight).map(|Int(n)| n) {
+            None => None,
+            Some(n) if n >= 1 => usize::try_from(n).ok(),
+            Some(n) => {
+                self.invalid(
+                    &s.max_in_flight.key,
+                    format!("{n} is not a count of 1 or more"),
+                );
+                None
+            }
+        };
         if task_id.is_empty() {
             return None;
         }
@@ -2643,7 +2720,35 @@ impl<'a> Conv<'a> {
             headers,
             secret,
             tls,
+            columns,
+            on_change,
+            filter,
+            max_rate,
+            max_in_flight,
         })
+    }
+
+    /// A list of column names; `None` when absent or not a list of names.
+    fn names(&mut self, field: &Field<Vec<Value>>) -> Option<Vec<String>> {
+        let items = self.get(field)?;
+        let mut names = Vec::with_capacity(items.len());
+        for item in &items {
+            match item {
+                Value::String(s) if !s.trim().is_empty() => names.push(s.trim().to_owned()),
+                other => {
+                    self.invalid(
+                        &field.key,
+                        format!("{} is not a column name", describe(other, false)),
+                    );
+                    return None;
+                }
+            }
+        }
+        if names.is_empty() {
+            self.invalid(&field.key, "is empty; name at least one column".into());
+            return None;
+        }
+        Some(names)
     }
 
     fn events(&mut self, field: &Field<Vec<Value>>) -> EventFilter {

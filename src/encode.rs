@@ -8,15 +8,21 @@
 use base64::Engine as _;
 
 use crate::clock::write_rfc3339_utc;
-use crate::event::{ChangeKind, RowChange, RowImage, Value};
+use crate::event::{ChangeKind, RowChange, RowImage, TableSchema, Value};
+use crate::filter::Columns;
 
-/// Appends the webhook envelope of `change` for task `task_id` to `out`.
+/// Appends the webhook envelope of `change` for task `task_id` to `out`, with the
+/// task's `columns` of each row (the primary key always).
 ///
 /// Fields in this order: `id`, `task_id`, `event`, `database`, `table`, `primary_id`,
 /// then `data` (insert: the new row; delete: the deleted row) or `old_data` +
-/// `new_data` (update), then `timestamp`, `position` and, when there is one, `gtid`.
-pub fn write_envelope(out: &mut Vec<u8>, task_id: &str, change: &RowChange) {
-    let columns = &change.table.columns;
+/// `new_data` + `changed` (update), then `timestamp`, `position` and, when there is
+/// one, `gtid`.
+pub fn write_envelope(out: &mut Vec<u8>, task_id: &str, change: &RowChange, columns: &Columns) {
+    let shape = Shape {
+        table: &change.table,
+        columns,
+    };
     out.extend_from_slice(b"{\"id\":");
     write_str(out, &change.id);
     out.extend_from_slice(b",\"task_id\":");
@@ -32,17 +38,28 @@ pub fn write_envelope(out: &mut Vec<u8>, task_id: &str, change: &RowChange) {
     match change.kind {
         ChangeKind::Insert => {
             out.extend_from_slice(b",\"data\":");
-            write_row(out, columns, change.after.as_ref());
+            write_row(out, &shape, change.after.as_ref());
         }
         ChangeKind::Delete => {
             out.extend_from_slice(b",\"data\":");
-            write_row(out, columns, change.before.as_ref());
+            write_row(out, &shape, change.before.as_ref());
         }
         ChangeKind::Update => {
             out.extend_from_slice(b",\"old_data\":");
-            write_row(out, columns, change.before.as_ref());
+            write_row(out, &shape, change.before.as_ref());
             out.extend_from_slice(b",\"new_data\":");
-            write_row(out, columns, change.after.as_ref());
+            write_row(out, &shape, change.after.as_ref());
+            // The columns (of those that go out) whose values differ.
+            out.extend_from_slice(b",\"changed\":[");
+            let mut first = true;
+            for i in crate::filter::changed(change).filter(|&i| shape.keeps(i)) {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                write_str(out, &column_name(&change.table.columns, i));
+            }
+            out.push(b']');
         }
     }
     out.extend_from_slice(b",\"timestamp\":\"");
@@ -64,15 +81,30 @@ pub fn write_batch<'a>(
     out: &mut Vec<u8>,
     task_id: &str,
     changes: impl IntoIterator<Item = &'a RowChange>,
+    columns: &Columns,
 ) {
     out.push(b'[');
     for (i, change) in changes.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_envelope(out, task_id, change);
+        write_envelope(out, task_id, change, columns);
     }
     out.push(b']');
+}
+
+/// A table's columns as one task sends them.
+struct Shape<'a> {
+    table: &'a TableSchema,
+    columns: &'a Columns,
+}
+
+impl Shape<'_> {
+    #[inline]
+    fn keeps(&self, i: usize) -> bool {
+        // No look-up at all for the common case of every column.
+        matches!(self.columns, Columns::All) || self.columns.keeps(self.table, i)
+    }
 }
 
 /// The SPEC's `primary_id` of a change: the value of a single-column key, an object
@@ -143,8 +175,10 @@ fn column_name(columns: &[String], i: usize) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// A row image as an object of the columns it holds; absent columns are left out.
-fn write_row(out: &mut Vec<u8>, columns: &[String], image: Option<&RowImage>) {
+/// A row image as an object of the columns it holds and the task sends; absent columns
+/// are left out.
+fn write_row(out: &mut Vec<u8>, shape: &Shape, image: Option<&RowImage>) {
+    let columns = &shape.table.columns;
     let Some(image) = image else {
         out.extend_from_slice(b"null");
         return;
@@ -153,6 +187,9 @@ fn write_row(out: &mut Vec<u8>, columns: &[String], image: Option<&RowImage>) {
     let mut first = true;
     for (i, slot) in image.iter().enumerate() {
         let Some(value) = slot else { continue };
+        if !shape.keeps(i) {
+            continue;
+        }
         if !first {
             out.push(b',');
         }
@@ -270,7 +307,7 @@ mod tests {
 
     fn envelope(task: &str, c: &RowChange) -> String {
         let mut out = Vec::new();
-        write_envelope(&mut out, task, c);
+        write_envelope(&mut out, task, c, &Columns::All);
         String::from_utf8(out).unwrap()
     }
 
@@ -298,6 +335,39 @@ mod tests {
     }
 
     #[test]
+    fn a_tasks_columns_leave_the_others_out_but_keep_the_key() {
+        let c = change(
+            ChangeKind::Update,
+            schema(&["id", "name", "password_hash"], vec![0]),
+            Some(row(vec![
+                Value::Int(7),
+                Value::Text("Ann".into()),
+                Value::Text("secret-hash-1".into()),
+            ])),
+            Some(row(vec![
+                Value::Int(7),
+                Value::Text("Ann".into()),
+                Value::Text("secret-hash-2".into()),
+            ])),
+            None,
+        );
+        let mut out = Vec::new();
+        write_envelope(
+            &mut out,
+            "t",
+            &c,
+            &Columns::Except(vec!["password_hash".into()]),
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("secret-hash"), "{text}");
+        assert!(text.contains(r#""new_data":{"id":7,"name":"Ann"},"changed":[]"#), "{text}");
+        let mut out = Vec::new();
+        write_envelope(&mut out, "t", &c, &Columns::Only(vec!["name".into()]));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(r#""old_data":{"id":7,"name":"Ann"}"#), "{text}");
+    }
+
+    #[test]
     fn update_envelope_with_gtid_exact_bytes() {
         let c = change(
             ChangeKind::Update,
@@ -316,7 +386,7 @@ mod tests {
         );
         assert_eq!(
             envelope("user_monitor", &c),
-            r#"{"id":"mysql-bin.000003:18825:0","task_id":"user_monitor","event":"update","database":"shop","table":"users","primary_id":42,"old_data":{"id":42,"name":"Ann","email":"a@x.io"},"new_data":{"id":42,"name":"Ann B","email":"a@x.io"},"timestamp":"2026-11-23T10:15:00Z","position":{"file":"mysql-bin.000003","pos":18825},"gtid":"0-1-1077"}"#
+            r#"{"id":"mysql-bin.000003:18825:0","task_id":"user_monitor","event":"update","database":"shop","table":"users","primary_id":42,"old_data":{"id":42,"name":"Ann","email":"a@x.io"},"new_data":{"id":42,"name":"Ann B","email":"a@x.io"},"changed":["name"],"timestamp":"2026-11-23T10:15:00Z","position":{"file":"mysql-bin.000003","pos":18825},"gtid":"0-1-1077"}"#
         );
         // It parses, and the SPEC's example reads the same.
         let v: serde_json::Value = serde_json::from_str(&envelope("user_monitor", &c)).unwrap();
@@ -473,11 +543,11 @@ mod tests {
             None,
         );
         let mut out = Vec::new();
-        write_batch(&mut out, "t", [&a, &b]);
+        write_batch(&mut out, "t", [&a, &b], &Columns::All);
         let expected = format!("[{},{}]", envelope("t", &a), envelope("t", &b));
         assert_eq!(String::from_utf8(out).unwrap(), expected);
         let mut out = Vec::new();
-        write_batch(&mut out, "t", std::iter::empty());
+        write_batch(&mut out, "t", std::iter::empty(), &Columns::All);
         assert_eq!(out, b"[]");
     }
 
@@ -491,7 +561,7 @@ mod tests {
             None,
         );
         let mut out = b"prefix".to_vec();
-        write_envelope(&mut out, "t", &c);
+        write_envelope(&mut out, "t", &c, &Columns::All);
         assert!(out.starts_with(b"prefix{\"id\":"));
     }
 

@@ -27,6 +27,7 @@ pub mod encode;
 pub mod engine;
 pub mod event;
 pub mod exit;
+pub mod filter;
 pub mod fsutil;
 pub mod ha;
 pub mod http;

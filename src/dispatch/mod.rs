@@ -205,6 +205,8 @@ struct Target {
     /// The task's agent: its TLS settings and proxy (shared with tasks that have the
     /// same ones).
     agent: ureq::Agent,
+    /// The columns it sends.
+    columns: crate::filter::Columns,
 }
 
 /// How long `route` sleeps between checks of `abort` while it waits at a barrier or on
@@ -242,6 +244,7 @@ impl Target {
             },
             key: task.secret.as_ref().or(default_key).cloned(),
             agent,
+            columns: task.columns.clone(),
         })
     }
 }

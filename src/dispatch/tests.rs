@@ -262,6 +262,11 @@ fn config(urls: &[String]) -> Config {
                 headers: Vec::new(),
                 secret: None,
                 tls: HttpTls::default(),
+                columns: crate::filter::Columns::All,
+                on_change: Vec::new(),
+                filter: None,
+                max_rate: None,
+                max_in_flight: None,
             })
             .collect(),
         warnings: Vec::new(),

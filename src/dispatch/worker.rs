@@ -552,9 +552,15 @@ fn encode(batch: &[Item], target: &Target, as_array: bool) -> Vec<u8> {
             &mut body,
             &target.task_id,
             batch.iter().map(|i| &*i.delivery.change),
+            &target.columns,
         );
     } else {
-        crate::encode::write_envelope(&mut body, &target.task_id, &batch[0].delivery.change);
+        crate::encode::write_envelope(
+            &mut body,
+            &target.task_id,
+            &batch[0].delivery.change,
+            &target.columns,
+        );
     }
     body
 }

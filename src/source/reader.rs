@@ -955,13 +955,15 @@ impl Reader {
                 return Ok(());
             }
         };
-        // Counted before routing, so that `captured` is never behind `delivered`.
-        for &task in &tasks {
-            self.stats.captured(task, kind, changes.len() as u64);
-        }
         for change in changes {
             let change = Arc::new(change);
             for &task in &tasks {
+                let t = &self.config.tasks[task];
+                if !crate::filter::wants(&t.on_change, t.filter.as_ref(), &change) {
+                    continue;
+                }
+                // Counted before routing, so that `captured` is never behind `delivered`.
+                self.stats.captured(task, kind, 1);
                 sink.deliver(task, change.clone())
                     .map_err(ReaderError::SinkClosed)?;
             }
