@@ -698,6 +698,7 @@ fn check_database(cfg: &Config, r: &mut Report) {
     for t in &cfg.tasks {
         check_table(&mut conn, t, &who, r);
     }
+    check_task_selection(&mut conn, cfg, r);
     check_ha(&mut conn, cfg, &who, r);
     check_start(&mut conn, cfg, info.server_id, r);
 }
@@ -941,6 +942,46 @@ fn check_table(conn: &mut mysql::Conn, t: &Task, who: &str, r: &mut Report) {
             ),
             _ => r.fail_db(&what, &format!("{name}: {e}")),
         },
+    }
+}
+
+/// Each task's columns, trigger and filter as they apply, checked against the table.
+fn check_task_selection(conn: &mut mysql::Conn, cfg: &Config, r: &mut Report) {
+    for t in &cfg.tasks {
+        let what = format!("task {} selection", t.task_id);
+        let mut parts = Vec::new();
+        match &t.columns {
+            crate::filter::Columns::All => {}
+            crate::filter::Columns::Only(c) => {
+                parts.push(format!("columns {} (and the primary key)", c.join(", ")))
+            }
+            crate::filter::Columns::Except(c) => {
+                parts.push(format!("all columns but {}", c.join(", ")))
+            }
+        }
+        if !t.on_change.is_empty() {
+            parts.push(format!("updates that change {}", t.on_change.join(", ")));
+        }
+        if let Some(f) = &t.filter {
+            parts.push(format!("rows where {f}"));
+        }
+        if let Some(rate) = t.max_rate {
+            parts.push(format!("at most {rate} requests/s"));
+        }
+        if let Some(n) = t.max_in_flight {
+            parts.push(format!("at most {n} requests at once"));
+        }
+        if !parts.is_empty() {
+            r.ok(&what, &parts.join("; "));
+        }
+    }
+    match preflight::unknown_task_columns(conn, &cfg.tasks) {
+        Ok(problems) => {
+            for p in problems {
+                r.fail("task columns", &p);
+            }
+        }
+        Err(e) => r.warn("task columns", &e.to_string()),
     }
 }
 

@@ -360,11 +360,17 @@ mod tests {
         );
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("secret-hash"), "{text}");
-        assert!(text.contains(r#""new_data":{"id":7,"name":"Ann"},"changed":[]"#), "{text}");
+        assert!(
+            text.contains(r#""new_data":{"id":7,"name":"Ann"},"changed":[]"#),
+            "{text}"
+        );
         let mut out = Vec::new();
         write_envelope(&mut out, "t", &c, &Columns::Only(vec!["name".into()]));
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains(r#""old_data":{"id":7,"name":"Ann"}"#), "{text}");
+        assert!(
+            text.contains(r#""old_data":{"id":7,"name":"Ann"}"#),
+            "{text}"
+        );
     }
 
     #[test]

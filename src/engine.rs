@@ -45,6 +45,10 @@ pub enum EngineError {
     Replay(String),
     #[error(transparent)]
     Ha(#[from] crate::ha::HaError),
+    /// A task names columns its table does not have (a configuration error found
+    /// against the live table).
+    #[error("the configuration names columns the tables do not have: {0}")]
+    TaskColumns(String),
 }
 
 impl EngineError {
@@ -52,6 +56,7 @@ impl EngineError {
     pub fn exit(&self) -> Exit {
         match self {
             EngineError::Preflight(_) => Exit::Database,
+            EngineError::TaskColumns(_) => Exit::Config,
             EngineError::Reader(ReaderError::PositionGone(_) | ReaderError::Unsupported(_)) => {
                 Exit::Database
             }
@@ -253,6 +258,10 @@ fn term(
              verify_identity and database.ca_file to be sure who you are talking to",
             cfg.database.tls.mode.as_str()
         );
+    }
+    let unknown = preflight::unknown_task_columns(&mut conn, &cfg.tasks)?;
+    if !unknown.is_empty() {
+        return Err(EngineError::TaskColumns(unknown.join("; ")));
     }
     let _lock = lock_data_dir(&cfg.data_dir)?;
     warn_if_exposed(&cfg.data_dir);

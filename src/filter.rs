@@ -228,6 +228,39 @@ fn order(v: &Value, lit: &Literal) -> Option<std::cmp::Ordering> {
     }
 }
 
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Filter::Compare(c, op, lit) => write!(f, "{c} {op} {lit}"),
+            Filter::In(c, lits) => {
+                write!(f, "{c} in (")?;
+                for (i, l) in lits.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{l}")?;
+                }
+                f.write_str(")")
+            }
+            Filter::IsNull(c, true) => write!(f, "{c} is null"),
+            Filter::IsNull(c, false) => write!(f, "{c} is not null"),
+            Filter::And(a, b) => write!(f, "({a} and {b})"),
+            Filter::Or(a, b) => write!(f, "({a} or {b})"),
+            Filter::Not(a) => write!(f, "not {a}"),
+        }
+    }
+}
+
+impl fmt::Display for Literal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Literal::Number(n) => write!(f, "{n}"),
+            Literal::Text(t) => write!(f, "'{}'", t.replace('\'', "''")),
+            Literal::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

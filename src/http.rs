@@ -742,6 +742,18 @@ pub fn render_prometheus(data: &StatsData, uptime: Duration) -> String {
         }
     }
     p.family(
+        "pikachu_limit_wait_seconds_total",
+        "counter",
+        "Seconds workers waited before a request of the task because of its max_rate or max_in_flight.",
+    );
+    for t in &data.tasks {
+        p.sample(
+            "pikachu_limit_wait_seconds_total",
+            &[("task", &t.task_id)],
+            PromFloat(t.limit_wait_seconds),
+        );
+    }
+    p.family(
         "pikachu_webhook_retries_total",
         "counter",
         "Webhook requests that were retries.",
@@ -923,6 +935,7 @@ mod tests {
                     requests: [1, 8, 0, 2, 3],
                     retries: 4,
                     dead_letters: 1,
+                    limit_wait_seconds: 0.5,
                 },
                 TaskStats {
                     task_id: "we\"ird\\task\nid".into(),

@@ -47,6 +47,8 @@ pub struct TaskStats {
     pub retries: u64,
     /// Row changes written to the dead-letter file.
     pub dead_letters: u64,
+    /// Seconds its workers waited on `max_rate` / `max_in_flight`.
+    pub limit_wait_seconds: f64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -276,6 +278,7 @@ struct TaskDispatch {
     requests: [AtomicU64; 5],
     retries: AtomicU64,
     dead_letters: AtomicU64,
+    limit_wait_nanos: AtomicU64,
 }
 
 /// What the delivery workers own: whether they run, what they sent per task, the
@@ -327,6 +330,14 @@ impl DispatchStats {
         }
     }
 
+    /// A worker of `task` waited this long on the task's limits.
+    pub fn limit_waited(&self, task: usize, waited: Duration) {
+        if let Some(t) = self.tasks.get(task) {
+            let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+            t.limit_wait_nanos.fetch_add(nanos, Relaxed);
+        }
+    }
+
     pub fn retry(&self, task: usize) {
         if let Some(t) = self.tasks.get(task) {
             t.retries.fetch_add(1, Relaxed);
@@ -364,6 +375,7 @@ impl DispatchStats {
             }
             task.retries = t.retries.load(Relaxed);
             task.dead_letters += t.dead_letters.load(Relaxed);
+            task.limit_wait_seconds = t.limit_wait_nanos.load(Relaxed) as f64 / 1e9;
         }
     }
 }

@@ -98,6 +98,80 @@ struct Shared {
     key_idle: parking_lot::Condvar,
     /// `dispatcher.max_connections`: requests open at once per callback host.
     host_limit: HostLimit,
+    /// By task index: its `max_rate` and `max_in_flight`.
+    task_limits: Vec<TaskLimit>,
+}
+
+/// A task's `max_rate` (requests are spaced 1/rate apart) and `max_in_flight`
+/// (requests open at once). A worker over a limit waits before sending, so one key's
+/// deliveries keep their order (they all go through that worker) and nothing is
+/// dropped: the queues fill and the reader pauses (backpressure).
+pub(crate) struct TaskLimit {
+    /// `None`: no rate limit.
+    spacing: Option<Duration>,
+    /// When the next request may leave.
+    next: parking_lot::Mutex<Instant>,
+    max_in_flight: Option<usize>,
+    open: parking_lot::Mutex<usize>,
+    freed: parking_lot::Condvar,
+}
+
+/// One request's place under `TaskLimit::max_in_flight`; dropping it frees the place.
+pub(crate) struct TaskPermit<'a>(Option<&'a TaskLimit>);
+
+impl TaskLimit {
+    fn new(task: &Task) -> TaskLimit {
+        TaskLimit {
+            spacing: task
+                .max_rate
+                .map(|rate| Duration::from_secs_f64(1.0 / rate)),
+            next: parking_lot::Mutex::new(Instant::now()),
+            max_in_flight: task.max_in_flight,
+            open: parking_lot::Mutex::new(0),
+            freed: parking_lot::Condvar::new(),
+        }
+    }
+
+    /// Waits for the task's turn; `None` when `abort` was raised first. Returns how long
+    /// it waited.
+    fn acquire<'a>(&'a self, abort: &Signal) -> Option<(TaskPermit<'a>, Duration)> {
+        let started = Instant::now();
+        if let Some(max) = self.max_in_flight {
+            let mut open = self.open.lock();
+            while *open >= max {
+                if abort.is_raised() {
+                    return None;
+                }
+                self.freed.wait_for(&mut open, BARRIER_POLL);
+            }
+            *open += 1;
+        }
+        let permit = TaskPermit(self.max_in_flight.map(|_| self));
+        if let Some(spacing) = self.spacing {
+            let slot = {
+                let mut next = self.next.lock();
+                let slot = (*next).max(Instant::now());
+                *next = slot + spacing;
+                slot
+            };
+            let wait = slot.saturating_duration_since(Instant::now());
+            if !wait.is_zero() && !abort.sleep(wait) {
+                return None;
+            }
+        }
+        Some((permit, started.elapsed()))
+    }
+}
+
+impl Drop for TaskPermit<'_> {
+    fn drop(&mut self) {
+        if let Some(limit) = self.0 {
+            let mut open = limit.open.lock();
+            *open = open.saturating_sub(1);
+            drop(open);
+            limit.freed.notify_one();
+        }
+    }
 }
 
 /// A counting semaphore per callback host (`host:port`): `dispatcher.max_connections`
@@ -273,6 +347,7 @@ impl Dispatcher {
             }
         }
         let host_limit = HostLimit::new(dc.max_connections, worker_count);
+        let task_limits = ctx.config.tasks.iter().map(TaskLimit::new).collect();
         if host_limit.max.is_none() {
             log::info!(
                 "dispatcher.max_connections ({}) is not below worker_count ({worker_count}): \
@@ -287,6 +362,7 @@ impl Dispatcher {
             in_flight: parking_lot::Mutex::new(HashMap::new()),
             key_idle: parking_lot::Condvar::new(),
             host_limit,
+            task_limits,
         });
 
         let mut senders = Vec::with_capacity(worker_count);

@@ -352,8 +352,14 @@ impl Worker<'_> {
         let task = batch[0].delivery.task;
         let target = &self.shared.targets[task];
         let event_id = batch[0].delivery.change.id.as_str();
-        // At most `max_connections` requests to one host at once; a worker over the
-        // limit waits here, which keeps its keys in order.
+        // The task's own limits first, then at most `max_connections` requests to one
+        // host at once; a worker over a limit waits here, which keeps its keys in order.
+        let Some((task_permit, waited)) = self.shared.task_limits[task].acquire(&ctx.abort) else {
+            return Step::Aborted;
+        };
+        if !waited.is_zero() {
+            ctx.stats.limit_waited(task, waited);
+        }
         let Some(permit) = self.shared.host_limit.acquire(&target.host, &ctx.abort) else {
             return Step::Aborted;
         };
@@ -364,6 +370,7 @@ impl Worker<'_> {
         }
         let attempt = post(target, event_id, body);
         drop(permit);
+        drop(task_permit);
         ctx.stats.request(task, status_class(attempt.status));
         match attempt.verdict {
             Verdict::Delivered => {

@@ -342,6 +342,63 @@ pub fn archive_plan(
     })
 }
 
+/// The column names a task's `columns`, `exclude_columns`, `on_change` and `filter`
+/// name that its table (when it exists) does not have: one sentence per task with a
+/// problem, naming the task, the key and the table's real columns.
+pub fn unknown_task_columns(
+    conn: &mut mysql::Conn,
+    tasks: &[crate::config::Task],
+) -> Result<Vec<String>, PreflightError> {
+    let mut problems = Vec::new();
+    for t in tasks {
+        let named = !matches!(t.columns, crate::filter::Columns::All)
+            || !t.on_change.is_empty()
+            || t.filter.is_some();
+        if !named {
+            continue;
+        }
+        let columns: Vec<String> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND \
+                 TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+                (&t.database, &t.table),
+            )
+            .map_err(query_err("the tasks' table columns"))?;
+        if columns.is_empty() {
+            // No such table (yet): said elsewhere; nothing to compare with.
+            continue;
+        }
+        let has = |name: &str| columns.iter().any(|c| c.eq_ignore_ascii_case(name));
+        let mut unknown: Vec<String> = Vec::new();
+        let key = match &t.columns {
+            crate::filter::Columns::Except(_) => "exclude_columns",
+            _ => "columns",
+        };
+        for name in t.columns.unknown(&columns) {
+            unknown.push(format!("{name} ({key})"));
+        }
+        for name in t.on_change.iter().filter(|n| !has(n)) {
+            unknown.push(format!("{name} (on_change)"));
+        }
+        if let Some(f) = &t.filter {
+            for name in f.columns().into_iter().filter(|n| !has(n)) {
+                unknown.push(format!("{name} (filter)"));
+            }
+        }
+        if !unknown.is_empty() {
+            problems.push(format!(
+                "task {}: `{}`.`{}` has no column {}; its columns are {}",
+                t.task_id,
+                t.database,
+                t.table,
+                unknown.join(", "),
+                columns.join(", ")
+            ));
+        }
+    }
+    Ok(problems)
+}
+
 /// Which of `tables` (database, table) the server does not have, in one query. The
 /// names are compared without regard to case, so that a server with
 /// `lower_case_table_names` set does not make existing tables look missing.

@@ -117,6 +117,8 @@ pub struct Reader {
     /// (start, end) of the event being handled, from its file offsets, when it comes
     /// from a file rather than the server.
     file_offsets: Option<(u64, u64)>,
+    /// (task, column) already warned about as gone from the table.
+    warned_columns: std::collections::HashSet<(usize, String)>,
 }
 
 /// Where an event inside a TRANSACTION_PAYLOAD sits: its own header carries no usable
@@ -176,6 +178,7 @@ impl Reader {
             first_event: true,
             inner: None,
             file_offsets: None,
+            warned_columns: Default::default(),
         }
     }
 
@@ -709,6 +712,7 @@ impl Reader {
             }
             EventData::TableMapEvent(tme) => {
                 self.schema.on_table_map(&tme, event.data());
+                self.warn_dropped_columns(tme.table_id());
                 self.pos = end_pos;
             }
             EventData::RowsEvent(rows) => {
@@ -808,6 +812,43 @@ impl Reader {
         let handled = self.handle(event, sink);
         self.inner = outer;
         handled
+    }
+
+    /// After DDL a task may name a column its table no longer has: said once per task
+    /// and column (the task goes on with the columns there are).
+    fn warn_dropped_columns(&mut self, table_id: u64) {
+        let Some(Mapped {
+            entry: Ok(entry), ..
+        }) = self.schema.get(table_id)
+        else {
+            return;
+        };
+        let names = &entry.schema.columns;
+        for &task in &entry.tasks {
+            let t = &self.config.tasks[task];
+            let on_change = t.on_change.iter().map(String::as_str);
+            let filter = t.filter.iter().flat_map(|f| f.columns());
+            for name in t
+                .columns
+                .unknown(names)
+                .into_iter()
+                .chain(on_change)
+                .chain(filter)
+            {
+                if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                    continue;
+                }
+                if self.warned_columns.insert((task, name.to_owned())) {
+                    log::warn!(
+                        "task {}: `{}`.`{}` has no column {name} any more (after DDL?); the task \
+                         goes on without it: fix columns/exclude_columns/on_change/filter",
+                        t.task_id,
+                        t.database,
+                        t.table
+                    );
+                }
+            }
+        }
     }
 
     /// A transaction boundary at `pos` of the current file, with the GTID state.

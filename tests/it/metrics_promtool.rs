@@ -33,6 +33,7 @@ fn populated() -> StatsData {
                 requests: [1, 15, 0, 1, 2],
                 retries: 3,
                 dead_letters: 1,
+                limit_wait_seconds: 1.25,
             },
             // Label values that need escaping must still parse.
             TaskStats {
