@@ -159,7 +159,12 @@ impl TaskLimit {
                 return None;
             }
         }
-        Some((permit, started.elapsed()))
+        let waited = if self.spacing.is_some() || self.max_in_flight.is_some() {
+            started.elapsed()
+        } else {
+            Duration::ZERO
+        };
+        Some((permit, waited))
     }
 }
 
@@ -184,6 +189,8 @@ struct HostLimit {
     max: Option<usize>,
     open: parking_lot::Mutex<HashMap<String, usize>>,
     freed: parking_lot::Condvar,
+    /// Hosts that answered 429: no request to them before this.
+    paused: parking_lot::Mutex<HashMap<String, Instant>>,
 }
 
 /// One request's place under `HostLimit`; dropping it frees the place.
@@ -198,7 +205,23 @@ impl HostLimit {
             max: (max < workers).then_some(max.max(1)),
             open: parking_lot::Mutex::new(HashMap::new()),
             freed: parking_lot::Condvar::new(),
+            paused: parking_lot::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// No request to `host` for `delay` (it answered 429).
+    fn pause(&self, host: &str, delay: Duration) {
+        let until = Instant::now() + delay;
+        let mut paused = self.paused.lock();
+        let entry = paused.entry(host.to_owned()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// How long requests to `host` must still wait after its 429; `None`: none.
+    fn paused_for(&self, host: &str) -> Option<Duration> {
+        let until = self.paused.lock().get(host).copied()?;
+        let wait = until.saturating_duration_since(Instant::now());
+        (!wait.is_zero()).then_some(wait)
     }
 
     /// Waits for a place for a request to `host`; `None` when `abort` was raised first.

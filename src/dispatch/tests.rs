@@ -1338,3 +1338,47 @@ fn max_connections_at_or_above_the_worker_count_limits_nothing() {
         "workers ran side by side"
     );
 }
+
+#[test]
+fn a_tasks_max_in_flight_and_max_rate_make_workers_wait() {
+    use super::TaskLimit;
+    let mut task = config(&["http://127.0.0.1:9/x".to_owned()]).tasks.remove(0);
+    task.max_in_flight = Some(1);
+    let limit = Arc::new(TaskLimit::new(&task));
+    let abort = Signal::new();
+    let (first, waited) = limit.acquire(&abort).expect("a place");
+    assert!(waited < Duration::from_millis(50));
+    let second = {
+        let limit = limit.clone();
+        std::thread::spawn(move || {
+            let abort = Signal::new();
+            limit.acquire(&abort).map(|(_, waited)| waited)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !second.is_finished(),
+        "the second request waits for the first"
+    );
+    drop(first);
+    let waited = second.join().unwrap().expect("a place after the first");
+    assert!(waited >= Duration::from_millis(90), "{waited:?}");
+
+    // 10 requests per second: the third leaves about 0.2 s after the first.
+    task.max_in_flight = None;
+    task.max_rate = Some(10.0);
+    let limit = TaskLimit::new(&task);
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        let _ = limit.acquire(&abort).expect("a slot");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        started.elapsed()
+    );
+    // An abort ends a wait.
+    let raised = Signal::new();
+    raised.raise();
+    assert!(limit.acquire(&raised).is_none());
+}

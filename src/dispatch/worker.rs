@@ -103,6 +103,9 @@ enum Step {
     Done,
     /// Try again after this long.
     Again(Duration),
+    /// Not attempted (its host asked for a pause with a 429): try after this long,
+    /// without counting an attempt.
+    Wait(Duration),
     Aborted,
 }
 
@@ -279,11 +282,16 @@ impl Worker<'_> {
         match self.attempt(&batch, &body, 1, &mut backoff) {
             Step::Done => true,
             Step::Aborted => false,
-            Step::Again(delay) => {
+            step @ (Step::Again(_) | Step::Wait(_)) => {
+                let (delay, attempts) = match step {
+                    Step::Wait(delay) => (delay, 0),
+                    Step::Again(delay) => (delay, 1),
+                    _ => (Duration::ZERO, 1),
+                };
                 self.park(Parked {
                     batch,
                     body,
-                    attempts: 1,
+                    attempts,
                     backoff,
                     due: Instant::now() + delay,
                 });
@@ -299,6 +307,12 @@ impl Worker<'_> {
         match self.attempt(&p.batch, &p.body, p.attempts, &mut p.backoff) {
             Step::Aborted => false,
             Step::Again(delay) => {
+                p.due = Instant::now() + delay;
+                self.parked.push(p);
+                true
+            }
+            Step::Wait(delay) => {
+                p.attempts = p.attempts.saturating_sub(1);
                 p.due = Instant::now() + delay;
                 self.parked.push(p);
                 true
@@ -352,6 +366,11 @@ impl Worker<'_> {
         let task = batch[0].delivery.task;
         let target = &self.shared.targets[task];
         let event_id = batch[0].delivery.change.id.as_str();
+        // Its host answered 429 a moment ago: set aside like a retry, so that this
+        // worker goes on with the other hosts' deliveries meanwhile.
+        if let Some(wait) = self.shared.host_limit.paused_for(&target.host) {
+            return Step::Wait(wait);
+        }
         // The task's own limits first, then at most `max_connections` requests to one
         // host at once; a worker over a limit waits here, which keeps its keys in order.
         let Some((task_permit, waited)) = self.shared.task_limits[task].acquire(&ctx.abort) else {
@@ -395,6 +414,11 @@ impl Worker<'_> {
                     Some(asked) => backoff.honour(asked),
                     None => backoff.next_delay(&mut self.rng),
                 };
+                // A 429 is the endpoint asking us to slow down: every request to that
+                // host waits, not only this key's retry.
+                if attempt.status == Some(429) {
+                    self.shared.host_limit.pause(&target.host, delay);
+                }
                 ctx.stats.retry(task);
                 // Warn on attempts 1, 2, 4, 8 …: a receiver that stays down is
                 // reported without a line per retry per worker.

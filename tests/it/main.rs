@@ -24,6 +24,7 @@ mod operations;
 mod reliability;
 mod reliability_delivery;
 mod schema_fallback;
+mod task_filters;
 mod tls;
 mod values;
 mod values_mariadb_types;

@@ -670,6 +670,12 @@ impl Pikachu {
     }
 
     fn get_json(&self, path: &str) -> Option<(u16, Value)> {
+        let (status, text) = self.get_text(path)?;
+        let body: Value = serde_json::from_str(&text).ok()?;
+        Some((status, body))
+    }
+
+    fn get_text(&self, path: &str) -> Option<(u16, String)> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(2)))
@@ -677,12 +683,19 @@ impl Pikachu {
             .into();
         let mut resp = agent
             .get(&format!("http://127.0.0.1:{}{path}", self.health_port))
+            .header("Accept", "text/plain")
             .call()
             .ok()?;
         let status = resp.status().as_u16();
         let text = resp.body_mut().read_to_string().ok()?;
-        let body: Value = serde_json::from_str(&text).ok()?;
-        Some((status, body))
+        Some((status, text))
+    }
+
+    /// `/metrics` in Prometheus text ("" when it does not answer).
+    pub fn metrics_text(&self) -> String {
+        self.get_text("/metrics")
+            .map(|(_, t)| t)
+            .unwrap_or_default()
     }
 
     pub fn wait_until_healthy(&self, timeout: Duration) {
