@@ -442,12 +442,18 @@ fn bench_encode(c: &mut Criterion) {
         let image = decode_image(&defs, &present, &mut input).expect("bench row decodes");
         let change = insert_change(family.schema(), image, 18_825);
         let mut out = Vec::with_capacity(4096);
-        write_envelope(&mut out, "user_monitor", &change, &Columns::All);
+        write_envelope(&mut out, "user_monitor", &change, &Columns::All, None);
         serde_json::from_slice::<serde_json::Value>(&out).expect("the envelope is JSON");
         group.bench_function(family.name, |b| {
             b.iter(|| {
                 out.clear();
-                write_envelope(&mut out, "user_monitor", black_box(&change), &Columns::All);
+                write_envelope(
+                    &mut out,
+                    "user_monitor",
+                    black_box(&change),
+                    &Columns::All,
+                    None,
+                );
                 black_box(out.len());
             })
         });
@@ -593,7 +599,8 @@ impl Pipeline {
                 dispatcher.route(Delivery {
                     seq,
                     task: 0,
-                    change
+                    change,
+                    txn: None,
                 }),
                 "route refused"
             );

@@ -247,6 +247,8 @@ pub struct Task {
     pub max_rate: Option<f64>,
     /// `max_in_flight`: requests of this task open at once at most.
     pub max_in_flight: Option<usize>,
+    /// `txn`: the envelope says where the change stands in its transaction.
+    pub txn: bool,
 }
 
 /// Header values are redacted: they often carry credentials (`Authorization`), and a
@@ -273,6 +275,7 @@ impl fmt::Debug for Task {
             .field("filter", &self.filter)
             .field("max_rate", &self.max_rate)
             .field("max_in_flight", &self.max_in_flight)
+            .field("txn", &self.txn)
             .finish()
     }
 }
@@ -1182,6 +1185,7 @@ section!(TaskRaw {
     filter: Field<String>,
     max_rate: Field<String>,
     max_in_flight: Field<Int>,
+    txn: Field<bool>,
 });
 
 section!(
@@ -2725,6 +2729,7 @@ impl<'a> Conv<'a> {
             filter,
             max_rate,
             max_in_flight,
+            txn: self.get(&s.txn).unwrap_or(false),
         })
     }
 

@@ -8,7 +8,7 @@
 use base64::Engine as _;
 
 use crate::clock::write_rfc3339_utc;
-use crate::event::{ChangeKind, RowChange, RowImage, TableSchema, Value};
+use crate::event::{ChangeKind, RowChange, RowImage, TableSchema, TxnMeta, Value};
 use crate::filter::Columns;
 
 /// Appends the webhook envelope of `change` for task `task_id` to `out`, with the
@@ -16,9 +16,15 @@ use crate::filter::Columns;
 ///
 /// Fields in this order: `id`, `task_id`, `event`, `database`, `table`, `primary_id`,
 /// then `data` (insert: the new row; delete: the deleted row) or `old_data` +
-/// `new_data` + `changed` (update), then `timestamp`, `position` and, when there is
-/// one, `gtid`.
-pub fn write_envelope(out: &mut Vec<u8>, task_id: &str, change: &RowChange, columns: &Columns) {
+/// `new_data` + `changed` (update), then `timestamp`, `position`, when there is one,
+/// `gtid`, and for a `txn: true` task `txn`.
+pub fn write_envelope(
+    out: &mut Vec<u8>,
+    task_id: &str,
+    change: &RowChange,
+    columns: &Columns,
+    txn: Option<&TxnMeta>,
+) {
     let shape = Shape {
         table: &change.table,
         columns,
@@ -73,6 +79,17 @@ pub fn write_envelope(out: &mut Vec<u8>, task_id: &str, change: &RowChange, colu
         out.extend_from_slice(b",\"gtid\":");
         write_str(out, gtid);
     }
+    if let Some(txn) = txn {
+        out.extend_from_slice(b",\"txn\":{\"id\":");
+        write_str(out, &txn.id);
+        out.extend_from_slice(b",\"seq\":");
+        write_json(out, &txn.seq);
+        out.extend_from_slice(if txn.last {
+            b",\"last\":true}"
+        } else {
+            b",\"last\":false}"
+        });
+    }
     out.push(b'}');
 }
 
@@ -80,15 +97,15 @@ pub fn write_envelope(out: &mut Vec<u8>, task_id: &str, change: &RowChange, colu
 pub fn write_batch<'a>(
     out: &mut Vec<u8>,
     task_id: &str,
-    changes: impl IntoIterator<Item = &'a RowChange>,
+    changes: impl IntoIterator<Item = (&'a RowChange, Option<&'a TxnMeta>)>,
     columns: &Columns,
 ) {
     out.push(b'[');
-    for (i, change) in changes.into_iter().enumerate() {
+    for (i, (change, txn)) in changes.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_envelope(out, task_id, change, columns);
+        write_envelope(out, task_id, change, columns, txn);
     }
     out.push(b']');
 }
@@ -307,7 +324,7 @@ mod tests {
 
     fn envelope(task: &str, c: &RowChange) -> String {
         let mut out = Vec::new();
-        write_envelope(&mut out, task, c, &Columns::All);
+        write_envelope(&mut out, task, c, &Columns::All, None);
         String::from_utf8(out).unwrap()
     }
 
@@ -357,6 +374,7 @@ mod tests {
             "t",
             &c,
             &Columns::Except(vec!["password_hash".into()]),
+            None,
         );
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains("secret-hash"), "{text}");
@@ -365,7 +383,7 @@ mod tests {
             "{text}"
         );
         let mut out = Vec::new();
-        write_envelope(&mut out, "t", &c, &Columns::Only(vec!["name".into()]));
+        write_envelope(&mut out, "t", &c, &Columns::Only(vec!["name".into()]), None);
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.contains(r#""old_data":{"id":7,"name":"Ann"}"#),
@@ -549,7 +567,7 @@ mod tests {
             None,
         );
         let mut out = Vec::new();
-        write_batch(&mut out, "t", [&a, &b], &Columns::All);
+        write_batch(&mut out, "t", [(&a, None), (&b, None)], &Columns::All);
         let expected = format!("[{},{}]", envelope("t", &a), envelope("t", &b));
         assert_eq!(String::from_utf8(out).unwrap(), expected);
         let mut out = Vec::new();
@@ -567,7 +585,7 @@ mod tests {
             None,
         );
         let mut out = b"prefix".to_vec();
-        write_envelope(&mut out, "t", &c, &Columns::All);
+        write_envelope(&mut out, "t", &c, &Columns::All, None);
         assert!(out.starts_with(b"prefix{\"id\":"));
     }
 

@@ -133,6 +133,19 @@ pub struct Delivery {
     /// Index of the task in `Config::tasks`.
     pub task: usize,
     pub change: Arc<RowChange>,
+    /// For a task with `txn: true`: where the change stands in its transaction.
+    pub txn: Option<TxnMeta>,
+}
+
+/// A change's place in its transaction, as one task sees it (`txn: true`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnMeta {
+    /// The transaction's GTID, or `file:pos` of its start without one.
+    pub id: Arc<str>,
+    /// The change's index among the task's changes of the transaction, from 0.
+    pub seq: u32,
+    /// Whether it is the task's last change of the transaction.
+    pub last: bool,
 }
 
 #[cfg(test)]

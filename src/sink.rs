@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use crate::checkpoint::Checkpoint;
-use crate::event::RowChange;
+use crate::event::{RowChange, TxnMeta};
 
 /// The sink is gone: its workers were stopped (the shutdown deadline passed while the
 /// source waited for room). Nothing more can be handed over.
@@ -19,9 +19,15 @@ use crate::event::RowChange;
 pub struct SinkClosed;
 
 pub trait Sink {
-    /// Hands over one change for one task (an index into `Config::tasks`). Blocks
-    /// while the sink is full (backpressure); never drops the change.
-    fn deliver(&self, task: usize, change: Arc<RowChange>) -> Result<(), SinkClosed>;
+    /// Hands over one change for one task (an index into `Config::tasks`), with its
+    /// place in the transaction when the task asks for it. Blocks while the sink is
+    /// full (backpressure); never drops the change.
+    fn deliver(
+        &self,
+        task: usize,
+        change: Arc<RowChange>,
+        txn: Option<TxnMeta>,
+    ) -> Result<(), SinkClosed>;
 
     /// A transaction (or a stretch without one, such as a rotation) ended at `at`: every
     /// change handed over so far belongs to it or to earlier ones, so once they are all

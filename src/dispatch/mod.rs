@@ -40,7 +40,7 @@ use ureq::http::{HeaderName, HeaderValue, Uri};
 use crate::checkpoint::{Checkpoint, Tracker};
 use crate::config::{host_port, Config, Task};
 use crate::deadletter::{DeadLetter, DeadLetters};
-use crate::event::{Delivery, RowChange, RowImage, Value};
+use crate::event::{Delivery, RowChange, RowImage, TxnMeta, Value};
 use crate::shutdown::Signal;
 use crate::signature::SigningKey;
 use crate::sink::{Sink, SinkClosed};
@@ -563,9 +563,19 @@ impl Dispatcher {
 /// The dispatcher is the sink of the binlog reader: it numbers each change for the
 /// checkpoint tracker and routes it; a transaction end becomes a tracker mark.
 impl Sink for Dispatcher {
-    fn deliver(&self, task: usize, change: Arc<RowChange>) -> Result<(), SinkClosed> {
+    fn deliver(
+        &self,
+        task: usize,
+        change: Arc<RowChange>,
+        txn: Option<TxnMeta>,
+    ) -> Result<(), SinkClosed> {
         let seq = self.shared.ctx.tracker.begin();
-        if self.route(Delivery { seq, task, change }) {
+        if self.route(Delivery {
+            seq,
+            task,
+            change,
+            txn,
+        }) {
             Ok(())
         } else {
             Err(SinkClosed)

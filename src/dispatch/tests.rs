@@ -267,6 +267,7 @@ fn config(urls: &[String]) -> Config {
                 filter: None,
                 max_rate: None,
                 max_in_flight: None,
+                txn: false,
             })
             .collect(),
         warnings: Vec::new(),
@@ -384,7 +385,12 @@ impl Pipeline {
         let seq = self.tracker.begin();
         self.stats.source.captured(task, change.kind, 1);
         assert!(
-            self.dispatcher().route(Delivery { seq, task, change }),
+            self.dispatcher().route(Delivery {
+                seq,
+                task,
+                change,
+                txn: None,
+            }),
             "route refused"
         );
         seq
@@ -817,6 +823,7 @@ fn an_update_of_the_primary_key_is_not_overtaken_and_overtakes_nothing() {
             seq: 0,
             task: 0,
             change: insert(&table, key, 0),
+            txn: None,
         })
     };
     let old_key = 1;
@@ -933,6 +940,7 @@ fn a_failing_key_holds_back_at_most_the_queue_before_reading_pauses() {
                 seq,
                 task: 0,
                 change: insert(&table, 1, 7),
+                txn: None,
             })
         });
         std::thread::sleep(Duration::from_millis(300));
@@ -1141,6 +1149,7 @@ fn route_refuses_once_the_workers_are_gone() {
                 seq,
                 task: 0,
                 change: insert(&table, 1, 3),
+                txn: None,
             })
         });
         std::thread::sleep(Duration::from_millis(50));
@@ -1164,6 +1173,7 @@ fn minimal_images_route_every_change_of_a_row_to_the_same_worker() {
             seq: 0,
             task: 0,
             change: c,
+            txn: None,
         })
     };
     for key in 0..50 {

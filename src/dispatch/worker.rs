@@ -582,7 +582,9 @@ fn encode(batch: &[Item], target: &Target, as_array: bool) -> Vec<u8> {
         crate::encode::write_batch(
             &mut body,
             &target.task_id,
-            batch.iter().map(|i| &*i.delivery.change),
+            batch
+                .iter()
+                .map(|i| (&*i.delivery.change, i.delivery.txn.as_ref())),
             &target.columns,
         );
     } else {
@@ -591,6 +593,7 @@ fn encode(batch: &[Item], target: &Target, as_array: bool) -> Vec<u8> {
             &target.task_id,
             &batch[0].delivery.change,
             &target.columns,
+            batch[0].delivery.txn.as_ref(),
         );
     }
     body

@@ -24,7 +24,7 @@ use crate::checkpoint::Checkpoint;
 use crate::clock::{rfc3339_utc, unix_now};
 use crate::config::Config;
 use crate::deadletter::{DeadLetter, DeadLetters};
-use crate::event::{BinlogPosition, ChangeKind, RowChange};
+use crate::event::{BinlogPosition, ChangeKind, RowChange, TxnMeta};
 use crate::shutdown::Signal;
 use crate::sink::{Sink, SinkClosed};
 use crate::source::connect::Connector;
@@ -119,6 +119,11 @@ pub struct Reader {
     file_offsets: Option<(u64, u64)>,
     /// (task, column) already warned about as gone from the table.
     warned_columns: std::collections::HashSet<(usize, String)>,
+    /// By task (`txn: true` ones only): its last change of the current transaction,
+    /// held back until it is known whether it is the last one.
+    txn_held: Vec<Option<(Arc<RowChange>, TxnMeta)>>,
+    /// The current transaction's id once a `txn: true` task needed it.
+    txn_id: Option<Arc<str>>,
 }
 
 /// Where an event inside a TRANSACTION_PAYLOAD sits: its own header carries no usable
@@ -142,6 +147,7 @@ impl Reader {
         stop: Arc<Signal>,
         start: Checkpoint,
     ) -> Reader {
+        let tasks = config.tasks.len();
         let mut watched = std::collections::HashMap::<(String, String), Vec<usize>>::new();
         for (i, t) in config.tasks.iter().enumerate() {
             watched
@@ -179,6 +185,8 @@ impl Reader {
             inner: None,
             file_offsets: None,
             warned_columns: Default::default(),
+            txn_held: vec![None; tasks],
+            txn_id: None,
         }
     }
 
@@ -676,7 +684,9 @@ impl Reader {
                             self.txn_timestamp = header.timestamp();
                         }
                     }
-                    "COMMIT" | "ROLLBACK" => self.commit(end_pos, header.timestamp(), sink),
+                    "COMMIT" | "ROLLBACK" => self
+                        .commit(end_pos, header.timestamp(), sink)
+                        .map_err(ReaderError::SinkClosed)?,
                     _ => {
                         if matches!(
                             word.as_str(),
@@ -701,14 +711,16 @@ impl Reader {
                             self.schema.on_ddl();
                         }
                         if !self.in_txn || word == "XA" {
-                            self.commit(end_pos, header.timestamp(), sink);
+                            self.commit(end_pos, header.timestamp(), sink)
+                                .map_err(ReaderError::SinkClosed)?;
                         }
                     }
                 }
             }
             EventData::XidEvent(_) => {
                 self.pos = end_pos;
-                self.commit(end_pos, header.timestamp(), sink);
+                self.commit(end_pos, header.timestamp(), sink)
+                    .map_err(ReaderError::SinkClosed)?;
             }
             EventData::TableMapEvent(tme) => {
                 self.schema.on_table_map(&tme, event.data());
@@ -769,7 +781,8 @@ impl Reader {
         // The payload is the whole transaction: its end is a boundary even if no commit
         // event was inside.
         if self.in_txn {
-            self.commit(end, event.header().timestamp(), sink);
+            self.commit(end, event.header().timestamp(), sink)
+                .map_err(ReaderError::SinkClosed)?;
         }
         self.pos = end;
         Ok(())
@@ -812,6 +825,45 @@ impl Reader {
         let handled = self.handle(event, sink);
         self.inner = outer;
         handled
+    }
+
+    /// A `txn: true` task's change: whether it is the transaction's last for the task is
+    /// known only at the next one or the commit, so each is handed over one step late.
+    fn hold_for_txn(
+        &mut self,
+        task: usize,
+        change: Arc<RowChange>,
+        sink: &dyn Sink,
+    ) -> Result<(), SinkClosed> {
+        let id = match &self.txn_id {
+            Some(id) => id.clone(),
+            None => {
+                let id: Arc<str> = match &self.txn_gtid {
+                    Some(g) => g.clone(),
+                    None => format!("{}:{}", self.resume.file, self.resume.pos).into(),
+                };
+                self.txn_id = Some(id.clone());
+                id
+            }
+        };
+        // Nothing held: the task's first change of the transaction.
+        let seq = match self.txn_held[task].take() {
+            Some((previous, meta)) => {
+                let seq = meta.seq + 1;
+                sink.deliver(task, previous, Some(meta))?;
+                seq
+            }
+            None => 0,
+        };
+        self.txn_held[task] = Some((
+            change,
+            TxnMeta {
+                id,
+                seq,
+                last: false,
+            },
+        ));
+        Ok(())
     }
 
     /// After DDL a task may name a column its table no longer has: said once per task
@@ -903,8 +955,15 @@ impl Reader {
         Ok(())
     }
 
-    /// A transaction (or a standalone statement) ended at `end_pos`.
-    fn commit(&mut self, end_pos: u64, timestamp: u32, sink: &dyn Sink) {
+    /// A transaction (or a standalone statement) ended at `end_pos`. The changes held
+    /// back for `txn: true` tasks go first, the last of each marked so.
+    fn commit(&mut self, end_pos: u64, timestamp: u32, sink: &dyn Sink) -> Result<(), SinkClosed> {
+        for task in 0..self.txn_held.len() {
+            if let Some((change, meta)) = self.txn_held[task].take() {
+                sink.deliver(task, change, Some(TxnMeta { last: true, ..meta }))?;
+            }
+        }
+        self.txn_id = None;
         self.in_txn = false;
         if let Some(g) = self.txn_gtid.take() {
             self.last_gtid = Some(g.to_string());
@@ -926,6 +985,7 @@ impl Reader {
             self.flush_stats();
         }
         self.stats.set_lag(lag);
+        Ok(())
     }
 
     fn flush_stats(&mut self) {
@@ -1005,8 +1065,13 @@ impl Reader {
                 }
                 // Counted before routing, so that `captured` is never behind `delivered`.
                 self.stats.captured(task, kind, 1);
-                sink.deliver(task, change.clone())
-                    .map_err(ReaderError::SinkClosed)?;
+                if t.txn {
+                    self.hold_for_txn(task, change.clone(), sink)
+                        .map_err(ReaderError::SinkClosed)?;
+                } else {
+                    sink.deliver(task, change.clone(), None)
+                        .map_err(ReaderError::SinkClosed)?;
+                }
             }
         }
         self.queued_in_txn = Some(here);
@@ -1291,7 +1356,12 @@ mod tests {
     }
 
     impl Sink for Recorder {
-        fn deliver(&self, task: usize, change: Arc<RowChange>) -> Result<(), SinkClosed> {
+        fn deliver(
+            &self,
+            task: usize,
+            change: Arc<RowChange>,
+            _txn: Option<TxnMeta>,
+        ) -> Result<(), SinkClosed> {
             if self.closed {
                 return Err(SinkClosed);
             }

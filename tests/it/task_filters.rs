@@ -289,3 +289,52 @@ fn a_429_with_retry_after_slows_only_its_endpoint() {
     assert!(busy_requests.len() <= 2, "{busy_requests:?}");
     busy.wait_for_events(20, WAIT);
 }
+
+#[test]
+fn txn_metadata_says_where_a_change_stands_in_its_transaction() {
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v INT)");
+    let rx = Receiver::always(200);
+    let tasks = [
+        format!("{}    txn: true\n", task("txn", "t", &rx.url("/txn"))),
+        task("plain", "t", &rx.url("/plain")),
+    ]
+    .concat();
+    let setup = Setup::new(&db, "shop", &tasks, "");
+    let _p = Pikachu::spawn(&setup, &[]);
+    db.exec(
+        "BEGIN; INSERT INTO shop.t VALUES (1, 0), (2, 0); UPDATE shop.t SET v = 1 WHERE id = 1; \
+         COMMIT; INSERT INTO shop.t VALUES (3, 0)",
+    );
+    let events = setup.settled_events(&rx, &db, 8);
+    let mut txn: Vec<&Value> = of(&events, "txn");
+    txn.sort_by_key(|e| {
+        (
+            e["txn"]["id"].as_str().unwrap_or_default().to_owned(),
+            e["txn"]["seq"].as_u64(),
+        )
+    });
+    let meta: Vec<(u64, bool)> = txn
+        .iter()
+        .map(|e| {
+            (
+                e["txn"]["seq"].as_u64().unwrap(),
+                e["txn"]["last"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let first_id = txn[0]["txn"]["id"].clone();
+    let same: Vec<bool> = txn.iter().map(|e| e["txn"]["id"] == first_id).collect();
+    assert_eq!(same.iter().filter(|s| **s).count(), 3, "{txn:?}");
+    assert_eq!(first_id, txn[0]["gtid"], "the GTID is the transaction's id");
+    assert!(
+        meta.contains(&(2, true)) && meta.contains(&(0, false)) && meta.contains(&(1, false)),
+        "{meta:?}"
+    );
+    assert_eq!(
+        meta.iter().filter(|(_, last)| *last).count(),
+        2,
+        "one last per transaction: {meta:?}"
+    );
+    assert!(of(&events, "plain").iter().all(|e| e.get("txn").is_none()));
+}
