@@ -432,6 +432,39 @@ fn bench_decode(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a task's `exclude_columns` and `filter` add per row: the encode of each family
+/// with one column left out, and a filter on the first two columns.
+fn bench_task_selection(c: &mut Criterion) {
+    let mut group = c.benchmark_group("task_selection");
+    group.throughput(Throughput::Elements(1));
+    for family in families() {
+        let defs = family.defs();
+        let present = vec![true; defs.len()];
+        let mut input: &[u8] = &family.row;
+        let image = decode_image(&defs, &present, &mut input).expect("bench row decodes");
+        let schema = family.schema();
+        let last = schema.columns.last().cloned().unwrap_or_default();
+        let second = schema.columns.get(1).cloned().unwrap_or_default();
+        let change = insert_change(schema.clone(), image, 18_825);
+        let except = Columns::Except(vec![last]);
+        let filter =
+            pikachu::filter::Filter::parse(&format!("id > 0 and ({second} is not null or id = 1)"))
+                .expect("bench filter parses");
+        let mut out = Vec::with_capacity(4096);
+        group.bench_function(format!("{}/exclude_one_column", family.name), |b| {
+            b.iter(|| {
+                out.clear();
+                write_envelope(&mut out, "user_monitor", black_box(&change), &except, None);
+                black_box(out.len());
+            })
+        });
+        group.bench_function(format!("{}/filter", family.name), |b| {
+            b.iter(|| black_box(filter.selects(black_box(&change))))
+        });
+    }
+    group.finish();
+}
+
 fn bench_encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Elements(1));
@@ -725,6 +758,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_decode, bench_encode, bench_dispatch, bench_tracker
+    targets = bench_decode, bench_encode, bench_task_selection, bench_dispatch, bench_tracker
 }
 criterion_main!(benches);
