@@ -380,6 +380,15 @@ impl Family {
         })
     }
 
+    /// The family's row decoded, as an insert.
+    fn change(&self) -> RowChange {
+        let defs = self.defs();
+        let present = vec![true; defs.len()];
+        let mut input: &[u8] = &self.row;
+        let image = decode_image(&defs, &present, &mut input).expect("bench row decodes");
+        insert_change(self.schema(), image, 18_825)
+    }
+
     /// A rows event body: `ROWS_PER_EVENT` images back to back.
     fn event(&self) -> Vec<u8> {
         self.row.repeat(ROWS_PER_EVENT)
@@ -438,14 +447,10 @@ fn bench_task_selection(c: &mut Criterion) {
     let mut group = c.benchmark_group("task_selection");
     group.throughput(Throughput::Elements(1));
     for family in families() {
-        let defs = family.defs();
-        let present = vec![true; defs.len()];
-        let mut input: &[u8] = &family.row;
-        let image = decode_image(&defs, &present, &mut input).expect("bench row decodes");
-        let schema = family.schema();
+        let change = family.change();
+        let schema = change.table.clone();
         let last = schema.columns.last().cloned().unwrap_or_default();
         let second = schema.columns.get(1).cloned().unwrap_or_default();
-        let change = insert_change(schema.clone(), image, 18_825);
         let except = Columns::Except(vec![last]);
         let filter =
             pikachu::filter::Filter::parse(&format!("id > 0 and ({second} is not null or id = 1)"))
@@ -469,11 +474,7 @@ fn bench_encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode");
     group.throughput(Throughput::Elements(1));
     for family in families() {
-        let defs = family.defs();
-        let present = vec![true; defs.len()];
-        let mut input: &[u8] = &family.row;
-        let image = decode_image(&defs, &present, &mut input).expect("bench row decodes");
-        let change = insert_change(family.schema(), image, 18_825);
+        let change = family.change();
         let mut out = Vec::with_capacity(4096);
         write_envelope(&mut out, "user_monitor", &change, &Columns::All, None);
         serde_json::from_slice::<serde_json::Value>(&out).expect("the envelope is JSON");

@@ -320,11 +320,7 @@ fn a_purged_binlog_is_caught_up_from_the_archive_then_live() {
     let kinds: Vec<(String, Value)> = after
         .iter()
         .map(|e| {
-            let row = if e["event"] == "update" {
-                &e["new_data"]
-            } else {
-                &e["data"]
-            };
+            let row = crate::harness::row_of(e);
             (e["event"].as_str().unwrap().to_owned(), row["id"].clone())
         })
         .collect();

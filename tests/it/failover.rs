@@ -95,11 +95,7 @@ fn pikachu_follows_a_promoted_replica_by_gtid() {
     let after: Vec<(String, i64)> = all[3..]
         .iter()
         .map(|e: &Value| {
-            let row = if e["event"] == "update" {
-                &e["new_data"]
-            } else {
-                &e["data"]
-            };
+            let row = crate::harness::row_of(e);
             (
                 e["event"].as_str().unwrap().to_owned(),
                 row["id"].as_i64().unwrap(),

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{task, wait_until, MariaDb, Pikachu, Receiver, Setup};
+use crate::harness::{row_of, task, task_with, wait_until, MariaDb, Pikachu, Receiver, Setup};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -23,17 +23,18 @@ fn excluded_columns_never_leave_and_updates_say_what_changed() {
     let rx = Receiver::always(200);
     let refused = Receiver::always(400);
     let tasks = [
-        format!(
-            "{}    exclude_columns: [password_hash]\n",
-            task("safe", "users", &rx.url("/safe"))
+        task_with(
+            "safe",
+            "users",
+            &rx.url("/safe"),
+            &["exclude_columns: [password_hash]"],
         ),
-        format!(
-            "{}    columns: [name]\n",
-            task("names", "users", &rx.url("/names"))
-        ),
-        format!(
-            "{}    exclude_columns: [password_hash, email]\n",
-            task("refused", "users", &refused.url("/refused"))
+        task_with("names", "users", &rx.url("/names"), &["columns: [name]"]),
+        task_with(
+            "refused",
+            "users",
+            &refused.url("/refused"),
+            &["exclude_columns: [password_hash, email]"],
         ),
     ]
     .concat();
@@ -87,10 +88,7 @@ fn triggers_and_filters_select_the_changes_a_task_gets() {
     );
     let rx = Receiver::always(200);
     let tasks = [
-        format!(
-            "{}    on_change: [status]\n",
-            task("status", "orders", &rx.url("/status"))
-        ),
+        task_with("status", "orders", &rx.url("/status"), &["on_change: [status]"]),
         format!(
             "{}    filter: \"status = 'paid' and total >= 100 and country in ('DE', 'AT') and placed >= '2024-01-01'\"\n",
             task("paid", "orders", &rx.url("/paid"))
@@ -140,11 +138,7 @@ fn triggers_and_filters_select_the_changes_a_task_gets() {
     let paid: Vec<(i64, &str)> = of(&events, "paid")
         .iter()
         .map(|e| {
-            let row = if e["event"] == "update" {
-                &e["new_data"]
-            } else {
-                &e["data"]
-            };
+            let row = row_of(e);
             (row["id"].as_i64().unwrap(), e["event"].as_str().unwrap())
         })
         .collect();
@@ -152,11 +146,7 @@ fn triggers_and_filters_select_the_changes_a_task_gets() {
     let nulls: Vec<(i64, &str)> = of(&events, "nulls")
         .iter()
         .map(|e| {
-            let row = if e["event"] == "update" {
-                &e["new_data"]
-            } else {
-                &e["data"]
-            };
+            let row = row_of(e);
             (row["id"].as_i64().unwrap(), e["event"].as_str().unwrap())
         })
         .collect();
@@ -182,9 +172,11 @@ fn a_bad_filter_or_an_unknown_column_is_refused_naming_the_task() {
         "{err}"
     );
 
-    let unknown = format!(
-        "{}    exclude_columns: [secret]\n    on_change: [b]\n",
-        task("typo", "t", &rx.url("/t"))
+    let unknown = task_with(
+        "typo",
+        "t",
+        &rx.url("/t"),
+        &["exclude_columns: [secret]", "on_change: [b]"],
     );
     let setup = Setup::new(&db, "shop", &unknown, "");
     let mut p = Pikachu::spawn_unchecked(&setup, &Default::default());
@@ -203,10 +195,7 @@ fn max_rate_spaces_one_tasks_requests_and_not_the_others() {
     db.exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)");
     let rx = Receiver::always(200);
     let tasks = [
-        format!(
-            "{}    max_rate: 20\n",
-            task("limited", "t", &rx.url("/limited"))
-        ),
+        task_with("limited", "t", &rx.url("/limited"), &["max_rate: 20"]),
         task("free", "t", &rx.url("/free")),
     ]
     .concat();
@@ -296,7 +285,7 @@ fn txn_metadata_says_where_a_change_stands_in_its_transaction() {
     db.exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v INT)");
     let rx = Receiver::always(200);
     let tasks = [
-        format!("{}    txn: true\n", task("txn", "t", &rx.url("/txn"))),
+        task_with("txn", "t", &rx.url("/txn"), &["txn: true"]),
         task("plain", "t", &rx.url("/plain")),
     ]
     .concat();

@@ -53,6 +53,24 @@ pub fn task(id: &str, table: &str, url: &str) -> String {
     )
 }
 
+/// `task` with more keys for it, each `key: value` line indented as a task key.
+pub fn task_with(id: &str, table: &str, url: &str, keys: &[&str]) -> String {
+    let mut t = task(id, table, url);
+    for k in keys {
+        t.push_str(&format!("    {k}\n"));
+    }
+    t
+}
+
+/// The row an envelope is about: `new_data` of an update, else `data`.
+pub fn row_of(e: &Value) -> &Value {
+    if e["event"] == "update" {
+        &e["new_data"]
+    } else {
+        &e["data"]
+    }
+}
+
 /// A directory removed on drop.
 pub struct TempDir(pub PathBuf);
 
