@@ -208,6 +208,15 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
             log::warn!("the lease of group {group} was lost: standing by again");
             continue;
         }
+        // The database went away between taking the lease and reading: another
+        // instance may reach it, so stand by again rather than end the process.
+        if let Err(EngineError::Preflight(PreflightError::Connect(e))) = &result {
+            if !process.stop.is_raised() {
+                log::warn!("{e}; standing by again");
+                process.stop.sleep(Duration::from_secs(1));
+                continue;
+            }
+        }
         return result;
     }
 }
