@@ -272,7 +272,12 @@ fn term(
     if !unknown.is_empty() {
         return Err(EngineError::TaskColumns(unknown.join("; ")));
     }
-    let _lock = lock_data_dir(&cfg.data_dir)?;
+    let _lock = match &held {
+        // Instances of a group on one host may share data_dir: the one that just lost
+        // the lease lets go of it once it has stopped (a frozen one when it wakes).
+        Some(held) => wait_for_data_dir(&cfg.data_dir, &process.stop, &held.lost)?,
+        None => lock_data_dir(&cfg.data_dir)?,
+    };
     warn_if_exposed(&cfg.data_dir);
     let saved = store.load().map_err(EngineError::Checkpoint)?;
     let resolved =
@@ -538,6 +543,29 @@ fn spawn_deadline(stop: Arc<Signal>, abort: Arc<Signal>, timeout: Duration) {
 /// Takes the lock on `data_dir` for the life of the returned file: two daemons (or a
 /// daemon and a replay) on one data directory would corrupt each other's checkpoint
 /// and dead letters.
+/// `lock_data_dir`, waiting while another process holds it (until `stop` or `lost`).
+fn wait_for_data_dir(
+    dir: &std::path::Path,
+    stop: &Signal,
+    lost: &Signal,
+) -> Result<std::fs::File, EngineError> {
+    let mut said = false;
+    loop {
+        match lock_data_dir(dir) {
+            Err(EngineError::DataDir(why)) if why.contains("another pikachu process") => {
+                if !said {
+                    log::warn!("{why}; waiting for it (the previous active instance?)");
+                    said = true;
+                }
+                if stop.is_raised() || lost.is_raised() || !stop.sleep(Duration::from_millis(200)) {
+                    return Err(EngineError::DataDir(why));
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
 fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, EngineError> {
     crate::fsutil::create_private_dir(dir).map_err(|e| {
         EngineError::DataDir(format!("cannot create data_dir {}: {e}", dir.display()))
@@ -563,8 +591,6 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, EngineError> {
     }
 }
 
-/// `pikachu replay-dead-letters`: sends each dead-lettered request again; those that
-/// succeed leave the file, the others stay (with their new status and error).
 /// `replay-binlog`: delivers the changes in binlog files as the daemon delivers live
 /// ones, and saves the checkpoint as it goes, so that the daemon started afterwards
 /// goes on where the files end.
@@ -623,6 +649,8 @@ pub fn replay_binlog(cfg: Config, mut plan: FilePlan) -> Result<(), EngineError>
     deliver(cfg, &process, store, start, Source::Files(plan), None)
 }
 
+/// `pikachu replay-dead-letters`: sends each dead-lettered request again; those that
+/// succeed leave the file, the others stay (with their new status and error).
 pub fn replay_dead_letters(cfg: &Config) -> Result<String, EngineError> {
     let _lock = lock_data_dir(&cfg.data_dir)?;
     let path = deadletter::file_path(&cfg.data_dir);

@@ -210,3 +210,34 @@ fn a_stopped_active_hands_over_cleanly() {
     let n = arrivals(&rx);
     assert!(n.values().all(|c| *c == 1), "{n:?}");
 }
+
+#[test]
+fn two_instances_on_one_host_can_share_a_data_dir_and_its_checkpoint_file() {
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)");
+    let rx = Receiver::always(200);
+    let extra = "ha:\n  group: local\n  lease_timeout: 3s\n";
+    let sa = Setup::new(&db, "shop", &task("t", "t", &rx.url("/t")), extra);
+    let sb = Setup::new(&db, "shop", &task("t", "t", &rx.url("/t")), extra);
+    let shared = sa.data_dir().display().to_string();
+    let text = std::fs::read_to_string(sb.config_path()).unwrap();
+    let text = text.replace(&sb.data_dir().display().to_string(), &shared);
+    std::fs::write(sb.config_path(), text).unwrap();
+    let mut a = Pikachu::spawn(&sa, &[]);
+    wait_role(&a, "active");
+    let b = Pikachu::spawn(&sb, &[]);
+    wait_role(&b, "standby");
+    insert(&db, 1..=10);
+    wait_until("rows 1-10", WAIT, || all_arrived(&rx, 1..=10));
+    a.kill9();
+    insert(&db, 11..=20);
+    wait_role(&b, "active");
+    wait_until("rows 11-20 from the standby", WAIT, || {
+        all_arrived(&rx, 1..=20)
+    });
+    assert!(
+        b.log().contains("resuming from the checkpoint at"),
+        "{}",
+        b.log()
+    );
+}
