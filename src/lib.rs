@@ -8,14 +8,16 @@
 //! the change in the `checkpoint::Tracker`, routes it by (task, primary key) into a
 //! bounded per-worker queue (a full queue pauses the reader: backpressure), and its
 //! worker threads send the webhooks, dead-letter what finally fails and complete the
-//! numbers. The checkpoint flusher thread saves the tracker's safe point. `http` reads
-//! a `stats::Metrics` snapshot; each stage owns its own counters in `stats`.
+//! numbers. The checkpoint flusher thread saves the tracker's safe point to a
+//! `checkpoint::Store` (a file, or a row shared by an `ha` group). `http` reads a
+//! `stats::Metrics` snapshot; each stage owns its own counters in `stats`. With
+//! `ha.group`, `ha` decides whether this process runs the stages at all.
 //!
-//! Lower modules (`event`, `sink`, `config`, `stats`, `clock`, `fsutil`, `tls`, `exit`,
-//! `shutdown`, `encode`, `signature`, `deadletter`, `checkpoint`) never import higher
-//! ones (`source`, `dispatch`, `engine`, `http`, `listen`, `check`). `engine` wires the
-//! stages together; `main` calls `engine`, `check` or `listen`, which do not import
-//! each other.
+//! Lower modules (`event`, `sink`, `config`, `filter`, `stats`, `clock`, `fsutil`, `tls`,
+//! `exit`, `shutdown`, `encode`, `signature`, `deadletter`, `checkpoint`) never import
+//! higher ones (`source`, `dispatch`, `ha`, `engine`, `http`, `listen`, `check`).
+//! `engine` wires the stages together; `main` calls `engine`, `check` or `listen`, which
+//! do not import each other.
 
 pub mod check;
 pub mod checkpoint;
