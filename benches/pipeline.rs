@@ -395,6 +395,7 @@ fn insert_change(table: Arc<TableSchema>, image: Vec<Option<Value>>, n: u64) -> 
         position: BinlogPosition::new("mysql-bin.000003", n),
         timestamp: 1_764_000_000,
         gtid: Some(Arc::from("0-1-1077")),
+        go: None,
     }
 }
 

@@ -18,7 +18,7 @@ use ::http::Uri;
 use mysql::prelude::Queryable;
 
 use crate::checkpoint;
-use crate::config::{host_port, Config, Task};
+use crate::config::{host_port, Config, Task, ValueMode};
 use crate::exit::Exit;
 use crate::source::mysql_opts;
 use crate::source::preflight::{self, ServerInfo};
@@ -121,6 +121,7 @@ fn check_local(cfg: &Config, r: &mut Report) {
     for t in &cfg.tasks {
         check_callback(t, r);
     }
+    check_value_modes(cfg, r);
     check_data_dir(&cfg.data_dir, r);
     if cfg.server.enabled {
         let addr = SocketAddr::new(cfg.server.bind, cfg.server.port);
@@ -140,6 +141,30 @@ fn check_local(cfg: &Config, r: &mut Report) {
                 ),
             ),
         }
+    }
+}
+
+/// Which tasks send which values (`values:`), one line per mode in use, so that a
+/// migration from the Go tool can be followed task by task.
+fn check_value_modes(cfg: &Config, r: &mut Report) {
+    for mode in [ValueMode::Default, ValueMode::Go] {
+        let tasks: Vec<&str> = cfg
+            .tasks
+            .iter()
+            .filter(|t| t.values == mode)
+            .map(|t| t.task_id.as_str())
+            .collect();
+        if tasks.is_empty() {
+            continue;
+        }
+        let what = match mode {
+            ValueMode::Default => "the SPEC's values",
+            ValueMode::Go => "the Go tool's values (go-mysql's decoding, README \"values: go\")",
+        };
+        r.ok(
+            &format!("values: {}", mode.as_str()),
+            &format!("{what} for task(s) {}", tasks.join(", ")),
+        );
     }
 }
 

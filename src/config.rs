@@ -116,6 +116,25 @@ pub enum StartFrom {
     Position { file: String, pos: u64 },
 }
 
+/// How a task's webhook writes column values and `primary_id` (`values:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ValueMode {
+    /// The SPEC's values (section 3).
+    #[default]
+    Default,
+    /// What the Go tool (go-mysql canal v1.15) sent: README "values: go".
+    Go,
+}
+
+impl ValueMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueMode::Default => "default",
+            ValueMode::Go => "go",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct EventFilter {
     pub insert: bool,
@@ -148,6 +167,8 @@ pub struct Task {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The task's own signing key (`dispatcher.secret` is the default).
     pub secret: Option<SigningKey>,
+    /// The task's `values:`, or the top-level one when the task has none.
+    pub values: ValueMode,
 }
 
 /// Header values are redacted: they often carry credentials (`Authorization`), and a
@@ -168,6 +189,7 @@ impl fmt::Debug for Task {
             .field("callback_url", &self.callback_url)
             .field("headers", &headers)
             .field("secret", &self.secret)
+            .field("values", &self.values)
             .finish()
     }
 }
@@ -183,6 +205,8 @@ pub struct Config {
     pub callback_host: Option<String>,
     pub data_dir: PathBuf,
     pub start_from: StartFrom,
+    /// The top-level `values:` (each task's own is resolved into `Task::values`).
+    pub values: ValueMode,
     pub tasks: Vec<Task>,
     /// Things that are accepted but probably not what the user meant (Go keys that
     /// pikachu ignores, inline tasks shadowed by `tasks.yaml`, …), one sentence each,
@@ -514,7 +538,7 @@ fn load_texts(
             }
             let (mut task_conv, tasks_raw) = read_tasks_doc(tasks_file, doc, &no_env);
             if let Some(tasks_raw) = tasks_raw {
-                config.tasks = task_conv.tasks(&tasks_raw, &database, &host, || {
+                config.tasks = task_conv.tasks(&tasks_raw, &database, &host, config.values, || {
                     format!("the `tasks:` list in {} is empty", tasks_file.display())
                 });
             }
@@ -524,7 +548,7 @@ fn load_texts(
             warnings.append(&mut task_conv.warnings);
         }
         None => {
-            config.tasks = conv.tasks(&raw.tasks, &database, &host, || {
+            config.tasks = conv.tasks(&raw.tasks, &database, &host, config.values, || {
                 format!(
                     "{} does not exist and the config has no `tasks:` list; add tasks to one \
                      of them",
@@ -946,6 +970,7 @@ section!(
         callback_host: Field<String>,
         data_dir: Field<String>,
         start_from: StartFromRaw,
+        values: Field<ValueMode>,
     }
 );
 
@@ -1016,6 +1041,7 @@ section!(TaskRaw {
     callback_url: Field<String>,
     headers: Field<Headers>,
     secret: Field<SecretKey>,
+    values: Field<ValueMode>,
 });
 
 section!(
@@ -1216,6 +1242,19 @@ impl Leaf for LogFormat {
             "json" => Ok(LogFormat::Json),
             other => Err(Problem::Invalid(format!(
                 "unknown format {other:?} (expected text or json)"
+            ))),
+        }
+    }
+}
+
+impl Leaf for ValueMode {
+    fn parse(value: &Value) -> Result<Self, Problem> {
+        let written = text(value, "default or go", false)?;
+        match written.trim().to_ascii_lowercase().as_str() {
+            "" | "default" => Ok(ValueMode::Default),
+            "go" => Ok(ValueMode::Go),
+            other => Err(Problem::Invalid(format!(
+                "unknown value mode {other:?} (expected default or go)"
             ))),
         }
     }
@@ -1624,6 +1663,7 @@ impl<'a> Conv<'a> {
             Some(dir) => PathBuf::from(dir),
         };
         let start_from = self.start_from(&raw.start_from);
+        let values = self.get(&raw.values).unwrap_or_default();
         let callback_host = match &host {
             HostState::Valid(host) => Some(host.clone()),
             _ => None,
@@ -1637,6 +1677,7 @@ impl<'a> Conv<'a> {
             callback_host,
             data_dir,
             start_from,
+            values,
             tasks: Vec::new(),
             warnings: Vec::new(),
         };
@@ -1968,6 +2009,7 @@ impl<'a> Conv<'a> {
         list: &TaskList,
         database: &str,
         host: &HostState,
+        values: ValueMode,
         empty_reason: impl FnOnce() -> String,
     ) -> Vec<Task> {
         let items: &[(usize, TaskRaw)] = match list {
@@ -1985,7 +2027,7 @@ impl<'a> Conv<'a> {
         let mut tasks = Vec::new();
         let mut first_index: BTreeMap<String, usize> = BTreeMap::new();
         for (index, raw) in items {
-            let Some(task) = self.task(raw, database, host) else {
+            let Some(task) = self.task(raw, database, host, values) else {
                 continue;
             };
             if let Some(first) = first_index.get(&task.task_id) {
@@ -2006,7 +2048,13 @@ impl<'a> Conv<'a> {
     /// `None` when the task is too broken to use; its problems are recorded. A task with
     /// problems is still returned when it has an id, so that a duplicate id is reported
     /// too; the load fails on the recorded errors either way.
-    fn task(&mut self, s: &TaskRaw, database: &str, host: &HostState) -> Option<Task> {
+    fn task(
+        &mut self,
+        s: &TaskRaw,
+        database: &str,
+        host: &HostState,
+        default_values: ValueMode,
+    ) -> Option<Task> {
         let task_id = self.required(
             &s.task_id,
             "a unique name for the task, sent as X-Pikachu-Task-Id",
@@ -2044,6 +2092,7 @@ impl<'a> Conv<'a> {
         let callback_url = self.callback_url(&s.callback_url, host);
         let headers = self.headers(&s.headers);
         let secret = self.signing_key(&s.secret);
+        let values = self.get(&s.values);
         if task_id.is_empty() {
             return None;
         }
@@ -2057,6 +2106,7 @@ impl<'a> Conv<'a> {
             callback_url: callback_url.unwrap_or_default(),
             headers,
             secret,
+            values: values.unwrap_or(default_values),
         })
     }
 
@@ -3310,6 +3360,37 @@ monitor:
             &task_with_url("/x"),
         ));
         assert_has(&m, "config.yaml: callback_host: \"http://x.io?a=1\" is not a usable callback URL: it has a ?query");
+    }
+
+    // --- values -----------------------------------------------------------------------
+
+    #[test]
+    fn values_mode_global_and_per_task() {
+        let tasks = "tasks:\n\
+            - {task_id: a, table_name: t, events: [insert], callback_url: https://x.io/1}\n\
+            - {task_id: b, table_name: t, events: [insert], callback_url: https://x.io/1, values: default}\n\
+            - {task_id: c, table_name: t, events: [insert], callback_url: https://x.io/1, values: go}\n";
+        let c = ok(&format!("{DB}{tasks}"));
+        assert_eq!(c.values, ValueMode::Default);
+        let modes: Vec<ValueMode> = c.tasks.iter().map(|t| t.values).collect();
+        assert_eq!(
+            modes,
+            [ValueMode::Default, ValueMode::Default, ValueMode::Go]
+        );
+        // The top-level key is every task's default; a task's own key wins.
+        let c = ok(&format!("{DB}values: go\n{tasks}"));
+        let modes: Vec<ValueMode> = c.tasks.iter().map(|t| t.values).collect();
+        assert_eq!(modes, [ValueMode::Go, ValueMode::Default, ValueMode::Go]);
+        // Also from tasks.yaml, and from the environment.
+        let c = load_pair(&format!("{DB}values: GO\n"), tasks).unwrap();
+        assert_eq!(c.tasks[0].values, ValueMode::Go);
+        let c = load_env(&format!("{DB}{tasks}"), &[("PIKACHU_VALUES", "go")]).unwrap();
+        assert_eq!(c.tasks[0].values, ValueMode::Go);
+        let m = messages(load_str(&format!("{DB}values: golang\n{ONE_TASK}")));
+        assert_has(
+            &m,
+            "values: unknown value mode \"golang\" (expected default or go)",
+        );
     }
 
     // --- start_from -------------------------------------------------------------------

@@ -12,7 +12,7 @@
 //! a `stats::Metrics` snapshot; each stage owns its own counters in `stats`.
 //!
 //! Lower modules (`event`, `sink`, `config`, `stats`, `clock`, `fsutil`, `exit`,
-//! `shutdown`, `encode`, `signature`, `deadletter`, `checkpoint`) never import higher
+//! `shutdown`, `govalues`, `encode`, `signature`, `deadletter`, `checkpoint`) never import higher
 //! ones (`source`, `dispatch`, `engine`, `http`, `listen`, `check`). `engine` wires the
 //! stages together; `main` calls `engine`, `check` or `listen`, which do not import
 //! each other.
@@ -28,6 +28,7 @@ pub mod engine;
 pub mod event;
 pub mod exit;
 pub mod fsutil;
+pub mod govalues;
 pub mod http;
 pub mod listen;
 pub mod logging;

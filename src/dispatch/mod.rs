@@ -194,6 +194,8 @@ struct Target {
     /// `host:port` of the URL, the key of `dispatcher.max_connections`.
     host: String,
     key: Option<SigningKey>,
+    /// The task's value mode, resolved from the config once.
+    values: crate::config::ValueMode,
 }
 
 /// How long `route` sleeps between checks of `abort` while it waits at a barrier or on
@@ -220,6 +222,7 @@ impl Target {
                 format!("{host}:{port}")
             },
             key: task.secret.as_ref().or(default_key).cloned(),
+            values: task.values,
         }
     }
 }

@@ -230,6 +230,7 @@ fn config(urls: &[String]) -> Config {
         callback_host: None,
         data_dir: PathBuf::new(),
         start_from: StartFrom::Latest,
+        values: Default::default(),
         tasks: urls
             .iter()
             .enumerate()
@@ -246,6 +247,7 @@ fn config(urls: &[String]) -> Config {
                 callback_url: url.parse().expect("a test URL"),
                 headers: Vec::new(),
                 secret: None,
+                values: Default::default(),
             })
             .collect(),
         warnings: Vec::new(),
@@ -293,6 +295,7 @@ fn change(
         position: BinlogPosition::new("mysql-bin.000001", n),
         timestamp: 1_700_000_000,
         gtid: None,
+        go: None,
     })
 }
 

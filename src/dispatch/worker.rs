@@ -542,13 +542,19 @@ pub(super) fn post(agent: &ureq::Agent, target: &Target, event_id: &str, body: &
 fn encode(batch: &[Item], target: &Target, as_array: bool) -> Vec<u8> {
     let mut body = Vec::with_capacity(512 * batch.len());
     if as_array {
-        crate::encode::write_batch(
+        crate::encode::write_batch_in(
             &mut body,
             &target.task_id,
             batch.iter().map(|i| &*i.delivery.change),
+            target.values,
         );
     } else {
-        crate::encode::write_envelope(&mut body, &target.task_id, &batch[0].delivery.change);
+        crate::encode::write_envelope_in(
+            &mut body,
+            &target.task_id,
+            &batch[0].delivery.change,
+            target.values,
+        );
     }
     body
 }

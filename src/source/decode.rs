@@ -665,6 +665,28 @@ pub fn decode_image(
     present: &[bool],
     input: &mut &[u8],
 ) -> Result<RowImage, DecodeError> {
+    decode_image_with(cols, present, input, decode_value)
+}
+
+/// Decodes one row image as go-mysql v1.15 with canal's default settings did
+/// (`UseDecimal`, `ParseTime` false, no `TimestampStringLocation`), for tasks with
+/// `values: go`; `decode_image` gives the SPEC's values. Every rule names the
+/// go-mysql source it follows (`replication/row_event.go`, `decodeValue`).
+pub fn decode_image_go(
+    cols: &[ColumnDef],
+    present: &[bool],
+    input: &mut &[u8],
+) -> Result<RowImage, DecodeError> {
+    decode_image_with(cols, present, input, decode_value_go)
+}
+
+#[inline(always)]
+fn decode_image_with(
+    cols: &[ColumnDef],
+    present: &[bool],
+    input: &mut &[u8],
+    decode_value: impl Fn(usize, &ColumnDef, &mut &[u8]) -> Result<Value, DecodeError>,
+) -> Result<RowImage, DecodeError> {
     if present.len() != cols.len() {
         return Err(DecodeError::ColumnCountMismatch {
             columns: cols.len(),
@@ -953,6 +975,149 @@ fn decode_value(i: usize, col: &ColumnDef, buf: &mut &[u8]) -> Result<Value, Dec
         ColumnKind::Inet6 => Value::Text(format_inet6(&fixed_binary::<16>(i, kind, buf)?)),
         ColumnKind::Uuid => Value::Text(format_uuid(&fixed_binary::<16>(i, kind, buf)?)),
     })
+}
+
+/// One non-NULL value of column `i` as go-mysql's `decodeValue` returned it, in the
+/// `Value` that makes Go's JSON of it: `string` → `Text` (bytes that are not UTF-8
+/// become one U+FFFD each, as Go's encoder writes them), `[]byte` → `Bytes` (base64),
+/// integers → `Int`/`UInt`. Types go-mysql decodes as the SPEC does are left to
+/// `decode_value`.
+fn decode_value_go(i: usize, col: &ColumnDef, buf: &mut &[u8]) -> Result<Value, DecodeError> {
+    let kind = &col.kind;
+    let name = kind.name();
+    let zone = crate::govalues::local_zone();
+    Ok(match *kind {
+        // MYSQL_TYPE_TIMESTAMP: `time.Unix(t, 0)` formatted in time.Local; 0 is
+        // "0000-00-00 00:00:00". MariaDB's hires TIMESTAMP(fsp) (which go-mysql reads
+        // as 4 bytes, misaligning the row) in the same form with fsp digits.
+        ColumnKind::Timestamp { fsp } => {
+            let b = take(buf, 4 + frac_bytes(fsp.min(6)), Some(i), name)?;
+            let (secs, micros) = if fsp == 0 {
+                (u32::from_le_bytes([b[0], b[1], b[2], b[3]]), 0)
+            } else {
+                let frac = be_uint(&b[4..]);
+                let micros = frac.saturating_mul(u64::from(POW10[6 - usize::from(fsp.min(6))]));
+                (be_uint(&b[..4]) as u32, micros.min(999_999) as u32)
+            };
+            Value::Text(go_timestamp(zone, secs, micros, fsp))
+        }
+        // MYSQL_TYPE_TIMESTAMP2 (decodeTimestamp2, fracTime.String): local time with
+        // fsp digits; 0 seconds is formatZeroTime.
+        ColumnKind::Timestamp2 { fsp } => {
+            let b = take(buf, 4 + frac_bytes(fsp), Some(i), name)?;
+            let secs = be_uint(&b[..4]) as u32;
+            let micros = read_frac(&b[4..], fsp).map_err(|r| bad_value(i, kind, r))?;
+            Value::Text(go_timestamp(zone, secs, micros, fsp))
+        }
+        // MYSQL_TYPE_TIME: the 3 bytes read as an unsigned number (a negative TIME
+        // comes out garbled, as in go-mysql), "%02d:%02d:%02d".
+        ColumnKind::Time { fsp: 0 } => {
+            let b = take_array::<3>(buf, i, name)?;
+            let v = u32::from_le_bytes([b[0], b[1], b[2], 0]);
+            Value::Text(format!(
+                "{:02}:{:02}:{:02}",
+                v / 10000,
+                (v % 10000) / 100,
+                v % 100
+            ))
+        }
+        // MYSQL_TYPE_TIME2 (decodeTime2, timeFormat): the fraction only when it is not
+        // zero.
+        ColumnKind::Time2 { fsp } => {
+            let b = take(buf, 3 + frac_bytes(fsp), Some(i), name)?;
+            let mut text = decode_time2(b, fsp).map_err(|r| bad_value(i, kind, r))?;
+            if let Some(dot) = text.find('.') {
+                if text[dot + 1..].bytes().all(|c| c == b'0') {
+                    text.truncate(dot);
+                }
+            }
+            Value::Text(text)
+        }
+        // MYSQL_TYPE_VARCHAR / VAR_STRING / STRING (decodeString): the binlog bytes as
+        // a Go string, whatever the character set (BINARY without its trailing zero
+        // bytes, MariaDB's INET4/INET6/UUID as their raw bytes).
+        ColumnKind::VarChar { max_len } | ColumnKind::Char { max_len } => {
+            let len_bytes = if max_len > 255 { 2 } else { 1 };
+            let n = le_uint(take(buf, len_bytes, Some(i), name)?) as usize;
+            Value::Text(go_string(take(buf, n, Some(i), name)?))
+        }
+        ColumnKind::Inet4 | ColumnKind::Inet6 | ColumnKind::Uuid => {
+            let n = usize::from(take_array::<1>(buf, i, name)?[0]);
+            Value::Text(go_string(take(buf, n, Some(i), name)?))
+        }
+        // MYSQL_TYPE_BLOB (decodeBlob): `[]byte`, base64 in JSON, TEXT included.
+        ColumnKind::Blob { len_bytes } => {
+            let n = le_uint(take(buf, usize::from(len_bytes), Some(i), name)?) as usize;
+            Value::Bytes(take(buf, n, Some(i), name)?.to_vec())
+        }
+        // MYSQL_TYPE_JSON (decodeJSONBinary): the document's JSON text as Go's
+        // json.Marshal writes it, as a string; an empty document is `[]byte{}` ("").
+        ColumnKind::Json { len_bytes } => {
+            let n = le_uint(take(buf, usize::from(len_bytes), Some(i), name)?) as usize;
+            let bytes = take(buf, n, Some(i), name)?;
+            if bytes.is_empty() {
+                Value::Bytes(Vec::new())
+            } else {
+                let doc = jsonb_to_json(bytes).map_err(|r| bad_value(i, kind, r))?;
+                let mut text = Vec::with_capacity(bytes.len());
+                crate::govalues::write_json(&mut text, &doc);
+                Value::Text(String::from_utf8(text).unwrap_or_default())
+            }
+        }
+        // MYSQL_TYPE_ENUM: the index as int64.
+        ColumnKind::Enum { pack_len } => {
+            Value::Int(le_uint(take(buf, usize::from(pack_len), Some(i), name)?) as i64)
+        }
+        // MYSQL_TYPE_SET (littleDecodeBit): the bitmask as int64.
+        ColumnKind::Set { pack_len } => {
+            Value::Int(le_uint(take(buf, usize::from(pack_len), Some(i), name)?) as i64)
+        }
+        // MYSQL_TYPE_BIT (decodeBit): big-endian as int64 (BIT(64) with the top bit
+        // set is negative).
+        ColumnKind::Bit { bits } => {
+            let n = usize::from(bits).div_ceil(8);
+            if n > 8 {
+                return Err(bad_value(
+                    i,
+                    kind,
+                    format!("BIT({bits}) is wider than 64 bits"),
+                ));
+            }
+            Value::Int(be_uint(take(buf, n, Some(i), name)?) as i64)
+        }
+        // Integers (signed or UNSIGNED after canal's handleUnsigned), FLOAT, DOUBLE,
+        // DECIMAL (its string: `UseDecimal` is off), YEAR, DATE, DATETIME,
+        // GEOMETRY and VECTOR (`[]byte`): the same as the SPEC's values.
+        _ => decode_value(i, col, buf)?,
+    })
+}
+
+/// go-mysql's TIMESTAMP text: formatZeroTime for 0 seconds, else local time.
+fn go_timestamp(zone: &crate::govalues::Zone, secs: u32, micros: u32, fsp: u8) -> String {
+    if secs == 0 {
+        let mut s = String::from("0000-00-00 00:00:00");
+        push_frac(&mut s, micros, fsp);
+        s
+    } else {
+        crate::govalues::local_timestamp_text(zone, i64::from(secs), micros, fsp)
+    }
+}
+
+/// Bytes as a Go string shows in JSON: valid UTF-8 as is, each other byte U+FFFD.
+fn go_string(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            let mut s = String::with_capacity(bytes.len() + 8);
+            for chunk in bytes.utf8_chunks() {
+                s.push_str(chunk.valid());
+                for _ in chunk.invalid() {
+                    s.push('\u{FFFD}');
+                }
+            }
+            s
+        }
+    }
 }
 
 /// A BINARY(N) value as the binlog writes it: a 1-byte length, then the bytes without
@@ -3560,5 +3725,150 @@ mod tests {
         assert_eq!(Charset::from_name("UTF8MB4"), Charset::Utf8);
         assert_eq!(Charset::from_name("utf16le"), Charset::Utf16Le);
         assert_eq!(Charset::from_name("cp1251"), Charset::Other(0));
+    }
+
+    // ---- values: go (go-mysql v1.15's decodeValue) ----------------------------------
+
+    /// Decodes `value_bytes` as the only column, with go-mysql's rules.
+    fn go(c: &ColumnDef, value_bytes: &[u8]) -> Value {
+        let mut data = vec![0u8];
+        data.extend_from_slice(value_bytes);
+        let mut input: &[u8] = &data;
+        let mut img = decode_image_go(std::slice::from_ref(c), &[true], &mut input).unwrap();
+        assert!(input.is_empty(), "the image must consume exactly its bytes");
+        img.pop().flatten().expect("present column")
+    }
+
+    #[test]
+    fn go_enum_set_and_bit_are_integers() {
+        let e = labelled(ColumnKind::Enum { pack_len: 1 }, &["a", "b", "c"]);
+        assert_eq!(go(&e, &[2]), Value::Int(2));
+        assert_eq!(go(&e, &[0]), Value::Int(0));
+        let s = labelled(ColumnKind::Set { pack_len: 1 }, &["a", "b", "c"]);
+        assert_eq!(go(&s, &[0b101]), Value::Int(5));
+        // BIT(64) all ones is int64 -1 in go-mysql (decodeBit); the SPEC says u64::MAX.
+        let b = col(ColumnKind::Bit { bits: 64 });
+        assert_eq!(go(&b, &[0xff; 8]), Value::Int(-1));
+        assert_eq!(one(&b, &[0xff; 8]).unwrap(), Value::UInt(u64::MAX));
+        assert_eq!(
+            go(&col(ColumnKind::Bit { bits: 10 }), &[0x02, 0x01]),
+            Value::Int(0x201)
+        );
+    }
+
+    #[test]
+    fn go_text_and_blob_are_the_raw_bytes() {
+        // TEXT (binlog BLOB) in latin1: the bytes, base64 later; the SPEC decodes them.
+        let t = text_col(ColumnKind::Blob { len_bytes: 2 }, Charset::Latin1);
+        assert_eq!(go(&t, &[2, 0, 0xe9, b'a']), Value::Bytes(vec![0xe9, b'a']));
+        assert_eq!(text(one(&t, &[2, 0, 0xe9, b'a']).unwrap()), "éa");
+        // VARCHAR: a Go string of the bytes; a byte that is not UTF-8 is U+FFFD.
+        let v = text_col(ColumnKind::VarChar { max_len: 40 }, Charset::Latin1);
+        assert_eq!(
+            go(&v, &varchar(40, b"\xe9t\xe9")),
+            Value::Text("\u{FFFD}t\u{FFFD}".into())
+        );
+        let u = text_col(ColumnKind::VarChar { max_len: 400 }, Charset::Utf8);
+        assert_eq!(
+            go(&u, &varchar(400, "né 😀".as_bytes())),
+            Value::Text("né 😀".into())
+        );
+        // BINARY(4): the binlog's bytes, without the trailing zeros the SPEC puts back.
+        let b = col(ColumnKind::Char { max_len: 4 });
+        assert_eq!(go(&b, &[2, b'a', 0]), Value::Text("a\u{0}".into()));
+        assert_eq!(go(&b, &[1, b'a']), Value::Text("a".into()));
+    }
+
+    #[test]
+    fn go_time_shows_a_fraction_only_when_not_zero() {
+        let t2 = col(ColumnKind::Time2 { fsp: 2 });
+        assert_eq!(
+            text(go(&t2, &time2_bytes(false, 1, 2, 3, 0, 2))),
+            "01:02:03"
+        );
+        assert_eq!(
+            text(go(&t2, &time2_bytes(false, 1, 2, 3, 500_000, 2))),
+            "01:02:03.50"
+        );
+        assert_eq!(
+            text(go(&t2, &time2_bytes(true, 838, 59, 59, 0, 2))),
+            "-838:59:59"
+        );
+        let t6 = col(ColumnKind::Time2 { fsp: 6 });
+        assert_eq!(
+            text(go(&t6, &time2_bytes(true, 0, 0, 1, 1, 6))),
+            "-00:00:01.000001"
+        );
+        assert_eq!(
+            text(go(&t6, &time2_bytes(false, 0, 0, 0, 0, 6))),
+            "00:00:00"
+        );
+        // The old 3-byte TIME read unsigned: a negative value is garbled as in go-mysql.
+        let old = col(ColumnKind::Time { fsp: 0 });
+        assert_eq!(text(go(&old, &[0x0c, 0xe2, 0x01])), "12:34:04"); // 123404
+                                                                     // -01:00:00 is -10000, 0xffd8f0 in 24 bits: 16767216 for go-mysql.
+        assert_eq!(text(go(&old, &[0xf0, 0xd8, 0xff])), "1676:72:16");
+        assert_eq!(text(one(&old, &[0xf0, 0xd8, 0xff]).unwrap()), "-01:00:00");
+    }
+
+    #[test]
+    fn go_timestamp_is_local_time_without_zone() {
+        let zone = crate::govalues::local_zone();
+        let secs = 1_709_214_301u32; // 2024-02-29T13:45:01Z
+        let off = i64::from(zone.offset_at(i64::from(secs)));
+        let local = time::OffsetDateTime::from_unix_timestamp(i64::from(secs) + off).unwrap();
+        let expected = format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.120",
+            local.year(),
+            u8::from(local.month()),
+            local.day(),
+            local.hour(),
+            local.minute(),
+            local.second()
+        );
+        let t = col(ColumnKind::Timestamp2 { fsp: 3 });
+        assert_eq!(text(go(&t, &timestamp2_bytes(secs, 120_000, 3))), expected);
+        assert_eq!(
+            text(go(&t, &timestamp2_bytes(0, 0, 3))),
+            "0000-00-00 00:00:00.000"
+        );
+        let t0 = col(ColumnKind::Timestamp { fsp: 0 });
+        assert_eq!(text(go(&t0, &0u32.to_le_bytes())), "0000-00-00 00:00:00");
+    }
+
+    #[test]
+    fn go_same_as_spec_for_numbers_decimal_dates() {
+        let d = col(ColumnKind::Decimal {
+            precision: 10,
+            scale: 2,
+        });
+        let bytes = dec_bytes("-1234.50", 10, 2);
+        assert_eq!(go(&d, &bytes), one(&d, &bytes).unwrap());
+        assert_eq!(text(go(&d, &bytes)), "-1234.50");
+        let dt = col(ColumnKind::DateTime2 { fsp: 3 });
+        let b = datetime2_bytes(2024, 2, 29, 13, 45, 1, 120_000, 3);
+        assert_eq!(text(go(&dt, &b)), "2024-02-29 13:45:01.120");
+        assert_eq!(go(&col(ColumnKind::Year), &[0]), Value::Int(0));
+        assert_eq!(
+            go(&col(ColumnKind::Float), &1.1f32.to_le_bytes()),
+            Value::Float(1.1)
+        );
+    }
+
+    #[test]
+    fn go_json_is_the_text_go_marshals() {
+        let doc = Jb::Obj(vec![
+            ("b".into(), Jb::F64(1.0)),
+            ("a".into(), Jb::Str("<x>".into())),
+        ])
+        .doc(false);
+        let mut b = (doc.len() as u32).to_le_bytes().to_vec();
+        b.extend_from_slice(&doc);
+        let c = col(ColumnKind::Json { len_bytes: 4 });
+        assert_eq!(
+            go(&c, &b),
+            Value::Text(r#"{"a":"\u003cx\u003e","b":1}"#.into())
+        );
+        assert_eq!(go(&c, &[0, 0, 0, 0]), Value::Bytes(Vec::new()));
     }
 }
