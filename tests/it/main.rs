@@ -22,5 +22,6 @@ mod reliability;
 mod reliability_delivery;
 mod schema_fallback;
 mod values;
+mod values_go;
 mod values_mariadb_types;
 mod webhooks;
