@@ -1058,7 +1058,7 @@ fn decode_value_go(i: usize, col: &ColumnDef, buf: &mut &[u8]) -> Result<Value, 
             if bytes.is_empty() {
                 Value::Bytes(Vec::new())
             } else {
-                let doc = jsonb_to_json(bytes).map_err(|r| bad_value(i, kind, r))?;
+                let doc = jsonb_to_go_json(bytes).map_err(|r| bad_value(i, kind, r))?;
                 let mut text = Vec::with_capacity(bytes.len());
                 crate::govalues::write_json(&mut text, &doc);
                 Value::Text(String::from_utf8(text).unwrap_or_default())
@@ -1690,7 +1690,18 @@ const JSON_MAX_DEPTH: usize = 100;
 pub fn jsonb_to_json(doc: &[u8]) -> Result<serde_json::Value, String> {
     match doc.split_first() {
         None => Ok(serde_json::Value::Null),
-        Some((&t, rest)) => json_value(t, rest, 0),
+        Some((&t, rest)) => json_value(t, rest, 0, false),
+    }
+}
+
+/// A MySQL binary JSON document as go-mysql's `jsonBinaryDecoder` (json_binary.go)
+/// decodes it, for `values: go`: opaque DECIMAL as its string, DATE/DATETIME/
+/// TIMESTAMP as `"YYYY-MM-DD hh:mm:ss.ffffff"`, TIME as `"hh:mm:ss.ffffff"` (0 as
+/// `"00:00:00"`), any other opaque value as a Go string of its bytes.
+pub fn jsonb_to_go_json(doc: &[u8]) -> Result<serde_json::Value, String> {
+    match doc.split_first() {
+        None => Ok(serde_json::Value::Null),
+        Some((&t, rest)) => json_value(t, rest, 0, true),
     }
 }
 
@@ -1698,14 +1709,14 @@ fn json_err(what: &str) -> String {
     format!("invalid binary JSON: {what}")
 }
 
-fn json_value(t: u8, data: &[u8], depth: usize) -> Result<serde_json::Value, String> {
+fn json_value(t: u8, data: &[u8], depth: usize, go: bool) -> Result<serde_json::Value, String> {
     use serde_json::Value as J;
     let fixed = |n: usize| data.get(..n).ok_or_else(|| json_err("value truncated"));
     Ok(match t {
-        0x00 => json_container(data, false, true, depth)?,
-        0x01 => json_container(data, true, true, depth)?,
-        0x02 => json_container(data, false, false, depth)?,
-        0x03 => json_container(data, true, false, depth)?,
+        0x00 => json_container(data, false, true, depth, go)?,
+        0x01 => json_container(data, true, true, depth, go)?,
+        0x02 => json_container(data, false, false, depth, go)?,
+        0x03 => json_container(data, true, false, depth, go)?,
         0x04 => match fixed(1)?[0] {
             0x00 => J::Null,
             0x01 => J::Bool(true),
@@ -1743,7 +1754,7 @@ fn json_value(t: u8, data: &[u8], depth: usize) -> Result<serde_json::Value, Str
             let bytes = rest
                 .get(..len)
                 .ok_or_else(|| json_err("opaque value truncated"))?;
-            json_opaque(field_type, bytes)?
+            json_opaque(field_type, bytes, go)?
         }
         _ => return Err(json_err(&format!("unknown value type {t:#04x}"))),
     })
@@ -1773,6 +1784,7 @@ fn json_container(
     large: bool,
     object: bool,
     depth: usize,
+    go: bool,
 ) -> Result<serde_json::Value, String> {
     if depth >= JSON_MAX_DEPTH {
         return Err(json_err("nested too deeply"));
@@ -1807,14 +1819,14 @@ fn json_container(
         let inline = &data[e + 1..e + value_entry];
         // Small containers inline literals and 16-bit ints; large ones 32-bit too.
         match t {
-            0x04..=0x06 => json_value(t, inline, depth + 1),
-            0x07 | 0x08 if large => json_value(t, inline, depth + 1),
+            0x04..=0x06 => json_value(t, inline, depth + 1, go),
+            0x07 | 0x08 if large => json_value(t, inline, depth + 1, go),
             _ => {
                 let at = le_uint(inline) as usize;
                 if at < header || at >= size {
                     return Err(json_err("value offset out of range"));
                 }
-                json_value(t, &data[at..], depth + 1)
+                json_value(t, &data[at..], depth + 1, go)
             }
         }
     };
@@ -1841,7 +1853,7 @@ fn json_container(
 }
 
 /// An opaque value inside JSON (a MySQL value of type `field_type`).
-fn json_opaque(field_type: u8, bytes: &[u8]) -> Result<serde_json::Value, String> {
+fn json_opaque(field_type: u8, bytes: &[u8], go: bool) -> Result<serde_json::Value, String> {
     use serde_json::Value as J;
     let packed = || -> Result<i64, String> {
         let b: [u8; 8] = bytes
@@ -1850,6 +1862,9 @@ fn json_opaque(field_type: u8, bytes: &[u8]) -> Result<serde_json::Value, String
             .ok_or_else(|| json_err("temporal value truncated"))?;
         Ok(i64::from_le_bytes(b))
     };
+    if go {
+        return json_opaque_go(field_type, bytes, packed);
+    }
     Ok(match field_type {
         T_NEWDECIMAL => {
             // precision, scale, then the binary decimal.
@@ -1910,6 +1925,67 @@ fn json_opaque(field_type: u8, bytes: &[u8]) -> Result<serde_json::Value, String
             let data = base64::engine::general_purpose::STANDARD.encode(bytes);
             J::String(format!("base64:type{field_type}:{data}"))
         }
+    })
+}
+
+/// go-mysql's `decodeOpaque` (json_binary.go).
+fn json_opaque_go(
+    field_type: u8,
+    bytes: &[u8],
+    packed: impl Fn() -> Result<i64, String>,
+) -> Result<serde_json::Value, String> {
+    use serde_json::Value as J;
+    Ok(match field_type {
+        // decodeDecimal with UseDecimal off: the decimal's string.
+        T_NEWDECIMAL => {
+            let [p, s, rest @ ..] = bytes else {
+                return Err(json_err("decimal truncated"));
+            };
+            let (p, s) = (usize::from(*p), usize::from(*s));
+            if p == 0 || p > 65 || s > p {
+                return Err(json_err("decimal precision/scale out of range"));
+            }
+            let bin = rest
+                .get(..decimal_bin_size(p, s))
+                .ok_or_else(|| json_err("decimal truncated"))?;
+            J::String(decode_decimal(bin, p, s).map_err(json_err)?)
+        }
+        // decodeDateTime: the absolute value, always with the time and 6 digits.
+        T_DATE | T_DATETIME | T_TIMESTAMP => {
+            let v = packed()?;
+            if v == 0 {
+                return Ok(J::String("0000-00-00 00:00:00".into()));
+            }
+            let (_, c) = unpack_datetime(v.wrapping_abs());
+            let mut s = String::with_capacity(26);
+            push_date(&mut s, c.0, c.1, c.2);
+            s.push(' ');
+            push_time(&mut s, c.3, c.4, c.5, c.6, 6);
+            J::String(s)
+        }
+        // decodeTime.
+        T_TIME => {
+            let v = packed()?;
+            if v == 0 {
+                return Ok(J::String("00:00:00".into()));
+            }
+            let a = v.unsigned_abs();
+            let hms = a >> 24;
+            let mut s = String::with_capacity(18);
+            if v < 0 {
+                s.push('-');
+            }
+            push_time(
+                &mut s,
+                ((hms >> 12) & 0x3FF) as u32,
+                ((hms >> 6) & 0x3F) as u32,
+                (hms & 0x3F) as u32,
+                ((a & 0xFF_FFFF) as u32).min(999_999),
+                6,
+            );
+            J::String(s)
+        }
+        _ => J::String(go_string(bytes)),
     })
 }
 
@@ -3870,5 +3946,31 @@ mod tests {
             Value::Text(r#"{"a":"\u003cx\u003e","b":1}"#.into())
         );
         assert_eq!(go(&c, &[0, 0, 0, 0]), Value::Bytes(Vec::new()));
+        // Opaque values as go-mysql's decodeOpaque: DECIMAL as its string, DATETIME with
+        // six fraction digits, TIME 0 as "00:00:00", other types as a Go string.
+        let mut dec = vec![10u8, 2];
+        dec.extend(dec_bytes("1.50", 10, 2));
+        let ymd: i64 = ((2024 * 13 + 2) << 5) | 29;
+        let hms: i64 = (13 << 12) | (45 << 6) | 1;
+        let dt = ((((ymd << 17) | hms) << 24) | 500_000)
+            .to_le_bytes()
+            .to_vec();
+        let doc = Jb::Arr(vec![
+            Jb::Opaque(T_NEWDECIMAL, dec),
+            Jb::Opaque(T_DATETIME, dt),
+            Jb::Opaque(T_TIME, vec![0; 8]),
+            Jb::Opaque(T_VARCHAR, b"a\xff".to_vec()),
+            Jb::F64(0.5),
+        ])
+        .doc(false);
+        let mut b = (doc.len() as u32).to_le_bytes().to_vec();
+        b.extend_from_slice(&doc);
+        assert_eq!(
+            go(&c, &b),
+            // (Go writes the replacement as the escape `\ufffd`: the same JSON.)
+            Value::Text(
+                "[\"1.50\",\"2024-02-29 13:45:01.500000\",\"00:00:00\",\"a\u{FFFD}\",0.5]".into()
+            )
+        );
     }
 }
