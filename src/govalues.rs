@@ -5,12 +5,11 @@
 //!
 //! The time zone: Go reads `TZ` (unset: `/etc/localtime`; empty or `UTC`: UTC;
 //! `:Name` or `Name`: the zoneinfo file of that name; `/path`: that file; anything it
-//! cannot load: UTC) and looks each instant up in the file's transitions. pikachu does
-//! the same in safe Rust, once at first use, instead of asking libc (`localtime_r` is
-//! not safe to call from a multithreaded program, which is why the `time` crate refuses
-//! it). An instant after the file's last transition keeps the offset of that last
-//! transition (the file's POSIX footer rule is not evaluated): right for zones without
-//! daylight saving time and for the "fat" zoneinfo files most distributions ship.
+//! cannot load: UTC) and looks each instant up in the file's transitions, and after the
+//! last transition in the POSIX TZ rule of the file's footer (Go's `tzset`; "slim"
+//! zoneinfo files rely on it). pikachu does the same in safe Rust, once at first use,
+//! instead of asking libc (`localtime_r` is not safe to call from a multithreaded
+//! program, which is why the `time` crate refuses it).
 
 use std::sync::OnceLock;
 
@@ -21,12 +20,207 @@ pub struct Zone {
     transitions: Vec<(i64, i32)>,
     /// The offset before the first transition (or always, without transitions).
     initial: i32,
+    /// The footer's rule, for instants from the last transition on.
+    rule: Option<Rule>,
+}
+
+/// A POSIX TZ rule (`CET-1CEST,M3.5.0,M10.5.0/3`): standard offset, and daylight
+/// saving time between two yearly dates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Rule {
+    std: i32,
+    /// (offset, start, end) of daylight saving time.
+    dst: Option<(i32, RuleDate, RuleDate)>,
+}
+
+/// When a rule's daylight saving time starts or ends: a day and a local time (seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RuleDate {
+    /// `Jn`: day 1-365, February 29 never counted.
+    Julian(u16, i32),
+    /// `n`: day 0-365, February 29 counted.
+    Zero(u16, i32),
+    /// `Mm.w.d`: month, week 1-5 (5: the last), weekday 0-6 (Sunday 0).
+    Month(u8, u8, u8, i32),
+}
+
+impl RuleDate {
+    /// Seconds from the start of `year` (local time) to this date and time.
+    fn seconds_into(self, year: i32) -> i64 {
+        let leap = time::util::is_leap_year(year);
+        let (day0, secs) = match self {
+            RuleDate::Julian(n, t) => {
+                let n = i64::from(n.clamp(1, 365));
+                (if leap && n >= 60 { n } else { n - 1 }, t)
+            }
+            RuleDate::Zero(n, t) => (i64::from(n.min(365)), t),
+            RuleDate::Month(m, w, d, t) => {
+                let month = time::Month::try_from(m.clamp(1, 12)).unwrap_or(time::Month::January);
+                let Ok(first) = time::Date::from_calendar_date(year, month, 1) else {
+                    return 0;
+                };
+                let wday = i64::from(first.weekday().number_days_from_sunday());
+                let mut day =
+                    (i64::from(d) - wday).rem_euclid(7) + 7 * (i64::from(w.clamp(1, 5)) - 1);
+                let len = i64::from(time::util::days_in_month(month, year));
+                while day >= len {
+                    day -= 7;
+                }
+                (i64::from(first.ordinal()) - 1 + day, t)
+            }
+        };
+        day0 * 86_400 + i64::from(secs)
+    }
+}
+
+impl Rule {
+    fn offset_at(&self, unix_seconds: i64) -> i32 {
+        let Some((dst, start, end)) = self.dst else {
+            return self.std;
+        };
+        let year = crate::clock::utc(unix_seconds.saturating_add(i64::from(self.std))).year();
+        let Ok(jan1) = time::Date::from_calendar_date(year, time::Month::January, 1) else {
+            return self.std;
+        };
+        let year_start = jan1.midnight().assume_utc().unix_timestamp();
+        // Start is given in standard time, end in daylight time.
+        let s = year_start + start.seconds_into(year) - i64::from(self.std);
+        let e = year_start + end.seconds_into(year) - i64::from(dst);
+        let in_dst = if s < e {
+            (s..e).contains(&unix_seconds)
+        } else {
+            !(e..s).contains(&unix_seconds)
+        };
+        if in_dst {
+            dst
+        } else {
+            self.std
+        }
+    }
+
+    /// Parses a POSIX TZ string; `None` for what it cannot read.
+    fn parse(text: &str) -> Option<Rule> {
+        let mut p = text.as_bytes();
+        name(&mut p)?;
+        let std = -offset(&mut p)?;
+        if p.is_empty() {
+            return Some(Rule { std, dst: None });
+        }
+        name(&mut p)?;
+        let dst_off = if p.first().is_some_and(|&c| c != b',') {
+            -offset(&mut p)?
+        } else {
+            std + 3600
+        };
+        let (start, end) = if p.is_empty() {
+            // Go's default when the rule has none: the US rule.
+            (
+                RuleDate::Month(3, 2, 0, 7200),
+                RuleDate::Month(11, 1, 0, 7200),
+            )
+        } else {
+            p = p.strip_prefix(b",")?;
+            let start = rule_date(&mut p)?;
+            p = p.strip_prefix(b",")?;
+            (start, rule_date(&mut p)?)
+        };
+        p.is_empty().then_some(Rule {
+            std,
+            dst: Some((dst_off, start, end)),
+        })
+    }
+}
+
+fn name(p: &mut &[u8]) -> Option<()> {
+    if let Some(rest) = p.strip_prefix(b"<") {
+        let end = rest.iter().position(|&c| c == b'>')?;
+        *p = &rest[end + 1..];
+    } else {
+        let n = p.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+        if n < 3 {
+            return None;
+        }
+        *p = &p[n..];
+    }
+    Some(())
+}
+
+fn number(p: &mut &[u8]) -> Option<i32> {
+    let n = p.iter().take_while(|c| c.is_ascii_digit()).count();
+    let v = std::str::from_utf8(p.get(..n)?).ok()?.parse().ok()?;
+    *p = &p[n..];
+    Some(v)
+}
+
+/// `[+-]hh[:mm[:ss]]` in seconds.
+fn offset(p: &mut &[u8]) -> Option<i32> {
+    let sign = match p.first() {
+        Some(b'-') => {
+            *p = &p[1..];
+            -1
+        }
+        Some(b'+') => {
+            *p = &p[1..];
+            1
+        }
+        _ => 1,
+    };
+    let mut secs = number(p)? * 3600;
+    for unit in [60, 1] {
+        match p.strip_prefix(b":") {
+            Some(rest) => {
+                *p = rest;
+                secs += number(p)? * unit;
+            }
+            None => break,
+        }
+    }
+    Some(sign * secs)
+}
+
+fn rule_date(p: &mut &[u8]) -> Option<RuleDate> {
+    let date = |p: &mut &[u8]| -> Option<(u8, [i32; 3])> {
+        match p.first()? {
+            b'J' => {
+                *p = &p[1..];
+                Some((b'J', [number(p)?, 0, 0]))
+            }
+            b'M' => {
+                *p = &p[1..];
+                let m = number(p)?;
+                *p = p.strip_prefix(b".")?;
+                let w = number(p)?;
+                *p = p.strip_prefix(b".")?;
+                Some((b'M', [m, w, number(p)?]))
+            }
+            _ => Some((b'n', [number(p)?, 0, 0])),
+        }
+    };
+    let (kind, v) = date(p)?;
+    let t = match p.strip_prefix(b"/") {
+        Some(rest) => {
+            *p = rest;
+            offset(p)?
+        }
+        None => 7200,
+    };
+    Some(match kind {
+        b'J' => RuleDate::Julian(u16::try_from(v[0]).ok()?, t),
+        b'M' => RuleDate::Month(
+            u8::try_from(v[0]).ok()?,
+            u8::try_from(v[1]).ok()?,
+            u8::try_from(v[2]).ok()?,
+            t,
+        ),
+        _ => RuleDate::Zero(u16::try_from(v[0]).ok()?, t),
+    })
 }
 
 impl Zone {
     pub const UTC: Zone = Zone {
         transitions: Vec::new(),
         initial: 0,
+        rule: None,
     };
 
     /// A zone with one offset for all time.
@@ -34,17 +228,19 @@ impl Zone {
         Zone {
             transitions: Vec::new(),
             initial: offset_seconds,
+            rule: None,
         }
     }
 
     /// The offset (seconds east of UTC) in effect at `unix_seconds`.
     pub fn offset_at(&self, unix_seconds: i64) -> i32 {
-        match self
+        let n = self
             .transitions
-            .partition_point(|&(at, _)| at <= unix_seconds)
-        {
-            0 => self.initial,
-            n => self.transitions[n - 1].1,
+            .partition_point(|&(at, _)| at <= unix_seconds);
+        match (n, &self.rule) {
+            (_, Some(rule)) if n == self.transitions.len() => rule.offset_at(unix_seconds),
+            (0, _) => self.initial,
+            (n, _) => self.transitions[n - 1].1,
         }
     }
 
@@ -52,12 +248,19 @@ impl Zone {
     pub fn from_tzif(data: &[u8]) -> Option<Zone> {
         let (v1, rest) = tzif_block(data, 4)?;
         // Version 2+ repeats the data with 64-bit times after the version 1 block.
-        let block = if data.get(4).is_some_and(|&v| v >= b'2') {
-            tzif_block(rest, 8).map(|(b, _)| b).unwrap_or(v1)
-        } else {
-            v1
-        };
-        Some(block)
+        if data.get(4).is_some_and(|&v| v >= b'2') {
+            if let Some((mut zone, footer)) = tzif_block(rest, 8) {
+                // The footer: "\n<POSIX TZ>\n".
+                zone.rule = footer
+                    .strip_prefix(b"\n")
+                    .and_then(|f| f.split(|&c| c == b'\n').next())
+                    .and_then(|f| std::str::from_utf8(f).ok())
+                    .filter(|f| !f.is_empty())
+                    .and_then(Rule::parse);
+                return Some(zone);
+            }
+        }
+        Some(v1)
     }
 }
 
@@ -115,6 +318,7 @@ fn tzif_block(data: &[u8], time_size: usize) -> Option<(Zone, &[u8])> {
         Zone {
             transitions,
             initial,
+            rule: None,
         },
         rest,
     ))
@@ -467,7 +671,7 @@ mod tests {
         };
         let mut file = block(4);
         file.extend(block(8));
-        file.extend_from_slice(b"\nXYZ0\n");
+        file.extend_from_slice(b"\nXYZ-1\n");
         file
     }
 
@@ -484,6 +688,13 @@ mod tests {
         assert_eq!(z.offset_at(1000), 7200);
         assert_eq!(z.offset_at(1999), 7200);
         assert_eq!(z.offset_at(5000), 3600);
+        assert_eq!(
+            z.rule,
+            Some(Rule {
+                std: 3600,
+                dst: None
+            })
+        );
         assert!(Zone::from_tzif(b"not a tzif file").is_none());
         assert_eq!(load_local_zone(Some("")), Zone::UTC);
         assert_eq!(load_local_zone(Some("No/Such_Zone")), Zone::UTC);
@@ -519,5 +730,52 @@ mod tests {
             local_timestamp_text(&Zone::UTC, 1_795_428_900, 0, 0),
             "2026-11-23 10:15:00"
         );
+    }
+
+    #[test]
+    fn posix_rules_after_the_last_transition() {
+        // Central Europe: +1, +2 from the last Sunday of March 01:00 UTC to the last
+        // Sunday of October 01:00 UTC.
+        let cet = Rule::parse("CET-1CEST,M3.5.0,M10.5.0/3").unwrap();
+        let at = |y: i32, m: u8, d: u8, h: u8, mi: u8| {
+            time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d)
+                .unwrap()
+                .with_hms(h, mi, 0)
+                .unwrap()
+                .assume_utc()
+                .unix_timestamp()
+        };
+        assert_eq!(cet.offset_at(at(2026, 3, 29, 0, 59)), 3600);
+        assert_eq!(cet.offset_at(at(2026, 3, 29, 1, 0)), 7200);
+        assert_eq!(cet.offset_at(at(2026, 10, 25, 0, 59)), 7200);
+        assert_eq!(cet.offset_at(at(2026, 10, 25, 1, 0)), 3600);
+        assert_eq!(cet.offset_at(at(2026, 12, 5, 12, 0)), 3600);
+        // Southern hemisphere (DST across the new year), angle-bracket names.
+        let nz = Rule::parse("NZST-12NZDT,M9.5.0,M4.1.0/3").unwrap();
+        assert_eq!(nz.offset_at(at(2026, 1, 15, 0, 0)), 13 * 3600);
+        assert_eq!(nz.offset_at(at(2026, 6, 15, 0, 0)), 12 * 3600);
+        let fixed = Rule::parse("<+0530>-5:30").unwrap();
+        assert_eq!(fixed.offset_at(0), 19800);
+        assert_eq!(
+            Rule::parse("EST5EDT")
+                .unwrap()
+                .offset_at(at(2026, 7, 1, 12, 0)),
+            -4 * 3600
+        );
+        assert!(Rule::parse("X").is_none());
+        // A zone file whose transitions end uses its footer rule afterwards.
+        let mut z = Zone::fixed(3600);
+        z.transitions = vec![(0, 3600)];
+        z.rule = Some(cet);
+        assert_eq!(z.offset_at(at(2030, 7, 1, 0, 0)), 7200);
+        // The system's zone files, where installed, say the same.
+        if std::path::Path::new("/usr/share/zoneinfo/Europe/Berlin").exists() {
+            let berlin = load_local_zone(Some("Europe/Berlin"));
+            assert_eq!(berlin.offset_at(at(1995, 7, 1, 0, 0)), 7200);
+            assert_eq!(berlin.offset_at(at(2040, 7, 1, 0, 0)), 7200);
+            assert_eq!(berlin.offset_at(at(2040, 12, 1, 0, 0)), 3600);
+            let kolkata = load_local_zone(Some(":Asia/Kolkata"));
+            assert_eq!(kolkata.offset_at(at(2026, 12, 5, 0, 0)), 19800);
+        }
     }
 }
