@@ -22,7 +22,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use pikachu::checkpoint::{Checkpoint, Tracker};
 use pikachu::deadletter::DeadLetters;
 use pikachu::dispatch::{DispatchContext, Dispatcher};
-use pikachu::encode::write_envelope;
+use pikachu::encode::{write_envelope, Form};
 use pikachu::event::{BinlogPosition, ChangeKind, Delivery, RowChange, TableSchema, Value};
 use pikachu::filter::Columns;
 use pikachu::shutdown::Signal;
@@ -405,6 +405,7 @@ fn insert_change(table: Arc<TableSchema>, image: Vec<Option<Value>>, n: u64) -> 
         position: BinlogPosition::new("mysql-bin.000003", n),
         timestamp: 1_764_000_000,
         gtid: Some(Arc::from("0-1-1077")),
+        go: None,
     }
 }
 
@@ -451,7 +452,10 @@ fn bench_task_selection(c: &mut Criterion) {
         let schema = change.table.clone();
         let last = schema.columns.last().cloned().unwrap_or_default();
         let second = schema.columns.get(1).cloned().unwrap_or_default();
-        let except = Columns::Except(vec![last]);
+        let except = Form {
+            columns: Columns::Except(vec![last]),
+            ..Form::default()
+        };
         let filter =
             pikachu::filter::Filter::parse(&format!("id > 0 and ({second} is not null or id = 1)"))
                 .expect("bench filter parses");
@@ -476,7 +480,7 @@ fn bench_encode(c: &mut Criterion) {
     for family in families() {
         let change = family.change();
         let mut out = Vec::with_capacity(4096);
-        write_envelope(&mut out, "user_monitor", &change, &Columns::All, None);
+        write_envelope(&mut out, "user_monitor", &change, &Form::default(), None);
         serde_json::from_slice::<serde_json::Value>(&out).expect("the envelope is JSON");
         group.bench_function(family.name, |b| {
             b.iter(|| {
@@ -485,7 +489,7 @@ fn bench_encode(c: &mut Criterion) {
                     &mut out,
                     "user_monitor",
                     black_box(&change),
-                    &Columns::All,
+                    &Form::default(),
                     None,
                 );
                 black_box(out.len());

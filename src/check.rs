@@ -19,7 +19,7 @@ use ::http::Uri;
 use mysql::prelude::Queryable;
 
 use crate::checkpoint;
-use crate::config::{host_port, CheckpointStore, Config, DbTlsMode, Task};
+use crate::config::{host_port, CheckpointStore, Config, DbTlsMode, Task, ValueMode};
 use crate::exit::Exit;
 use crate::source::connect::{Connector, TlsSession};
 use crate::source::preflight::{self, ServerInfo};
@@ -123,6 +123,7 @@ fn check_local(cfg: &Config, r: &mut Report) {
     for t in &cfg.tasks {
         check_callback(t, r);
     }
+    check_value_modes(cfg, r);
     check_data_dir(&cfg.data_dir, r);
     check_certificate_files(cfg, r);
     check_secret_files(cfg, r);
@@ -144,6 +145,30 @@ fn check_local(cfg: &Config, r: &mut Report) {
                 ),
             ),
         }
+    }
+}
+
+/// Which tasks send which values (`values:`), one line per mode in use, so that a
+/// migration from the Go tool can be followed task by task.
+fn check_value_modes(cfg: &Config, r: &mut Report) {
+    for mode in [ValueMode::Default, ValueMode::Go] {
+        let tasks: Vec<&str> = cfg
+            .tasks
+            .iter()
+            .filter(|t| t.values == mode)
+            .map(|t| t.task_id.as_str())
+            .collect();
+        if tasks.is_empty() {
+            continue;
+        }
+        let what = match mode {
+            ValueMode::Default => "the SPEC's values",
+            ValueMode::Go => "the Go tool's values (go-mysql's decoding, README \"values: go\")",
+        };
+        r.ok(
+            &format!("values: {}", mode.as_str()),
+            &format!("{what} for task(s) {}", tasks.join(", ")),
+        );
     }
 }
 

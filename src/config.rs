@@ -203,6 +203,25 @@ pub enum StartFrom {
     Gtid(String),
 }
 
+/// How a task's webhook writes column values and `primary_id` (`values:`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ValueMode {
+    /// The SPEC's values (section 3).
+    #[default]
+    Default,
+    /// What the Go tool (go-mysql canal v1.15) sent: README "values: go".
+    Go,
+}
+
+impl ValueMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueMode::Default => "default",
+            ValueMode::Go => "go",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct EventFilter {
     pub insert: bool,
@@ -249,6 +268,8 @@ pub struct Task {
     pub max_in_flight: Option<usize>,
     /// `txn`: the envelope says where the change stands in its transaction.
     pub txn: bool,
+    /// The task's `values:`, or the top-level one when the task has none.
+    pub values: ValueMode,
 }
 
 /// Header values are redacted: they often carry credentials (`Authorization`), and a
@@ -276,6 +297,7 @@ impl fmt::Debug for Task {
             .field("max_rate", &self.max_rate)
             .field("max_in_flight", &self.max_in_flight)
             .field("txn", &self.txn)
+            .field("values", &self.values)
             .finish()
     }
 }
@@ -296,6 +318,8 @@ pub struct Config {
     pub ha: HaConfig,
     pub checkpoint: CheckpointStore,
     pub start_from: StartFrom,
+    /// The top-level `values:` (each task's own is resolved into `Task::values`).
+    pub values: ValueMode,
     pub tasks: Vec<Task>,
     /// (key, path) of every secret read from a file, for `check`.
     pub secret_files: Vec<(String, PathBuf)>,
@@ -630,9 +654,11 @@ fn load_texts(
             }
             let (mut task_conv, tasks_raw) = read_tasks_doc(tasks_file, doc, &no_env, env);
             if let Some(tasks_raw) = tasks_raw {
-                config.tasks = task_conv.tasks(&tasks_raw, &database, &host, &tls_defaults, || {
-                    format!("the `tasks:` list in {} is empty", tasks_file.display())
-                });
+                let values = config.values;
+                config.tasks =
+                    task_conv.tasks(&tasks_raw, &database, &host, &tls_defaults, values, || {
+                        format!("the `tasks:` list in {} is empty", tasks_file.display())
+                    });
             }
             errors.append(&mut conv.errors);
             errors.append(&mut task_conv.errors);
@@ -642,7 +668,8 @@ fn load_texts(
             config.secret_files.append(&mut task_conv.secret_files);
         }
         None => {
-            config.tasks = conv.tasks(&raw.tasks, &database, &host, &tls_defaults, || {
+            let values = config.values;
+            config.tasks = conv.tasks(&raw.tasks, &database, &host, &tls_defaults, values, || {
                 format!(
                     "{} does not exist and the config has no `tasks:` list; add tasks to one \
                      of them",
@@ -1084,6 +1111,7 @@ section!(
         start_from: StartFromRaw,
         ha: HaRaw,
         checkpoint: CheckpointRaw,
+        values: Field<ValueMode>,
     }
 );
 
@@ -1186,6 +1214,7 @@ section!(TaskRaw {
     max_rate: Field<String>,
     max_in_flight: Field<Int>,
     txn: Field<bool>,
+    values: Field<ValueMode>,
 });
 
 section!(
@@ -1465,6 +1494,19 @@ impl Leaf for LogFormat {
             "json" => Ok(LogFormat::Json),
             other => Err(Problem::Invalid(format!(
                 "unknown format {other:?} (expected text or json)"
+            ))),
+        }
+    }
+}
+
+impl Leaf for ValueMode {
+    fn parse(value: &Value) -> Result<Self, Problem> {
+        let written = text(value, "default or go", false)?;
+        match written.trim().to_ascii_lowercase().as_str() {
+            "" | "default" => Ok(ValueMode::Default),
+            "go" => Ok(ValueMode::Go),
+            other => Err(Problem::Invalid(format!(
+                "unknown value mode {other:?} (expected default or go)"
             ))),
         }
     }
@@ -1994,6 +2036,7 @@ impl<'a> Conv<'a> {
                 );
             }
         }
+        let values = self.get(&raw.values).unwrap_or_default();
         let callback_host = match &host {
             HostState::Valid(host) => Some(host.clone()),
             _ => None,
@@ -2012,6 +2055,7 @@ impl<'a> Conv<'a> {
             ha,
             checkpoint,
             start_from,
+            values,
             tasks: Vec::new(),
             secret_files: Vec::new(),
             warnings: Vec::new(),
@@ -2566,6 +2610,7 @@ impl<'a> Conv<'a> {
         database: &str,
         host: &HostState,
         defaults: &HttpTls,
+        values: ValueMode,
         empty_reason: impl FnOnce() -> String,
     ) -> Vec<Task> {
         let items: &[(usize, TaskRaw)] = match list {
@@ -2583,7 +2628,7 @@ impl<'a> Conv<'a> {
         let mut tasks = Vec::new();
         let mut first_index: BTreeMap<String, usize> = BTreeMap::new();
         for (index, raw) in items {
-            let Some(task) = self.task(raw, database, host, defaults) else {
+            let Some(task) = self.task(raw, database, host, defaults, values) else {
                 continue;
             };
             if let Some(first) = first_index.get(&task.task_id) {
@@ -2610,6 +2655,7 @@ impl<'a> Conv<'a> {
         database: &str,
         host: &HostState,
         defaults: &HttpTls,
+        default_values: ValueMode,
     ) -> Option<Task> {
         let task_id = self.required(
             &s.task_id,
@@ -2710,6 +2756,7 @@ impl<'a> Conv<'a> {
                 None
             }
         };
+        let values = self.get(&s.values);
         if task_id.is_empty() {
             return None;
         }
@@ -2730,6 +2777,7 @@ impl<'a> Conv<'a> {
             max_rate,
             max_in_flight,
             txn: self.get(&s.txn).unwrap_or(false),
+            values: values.unwrap_or(default_values),
         })
     }
 
@@ -4020,6 +4068,37 @@ monitor:
             &task_with_url("/x"),
         ));
         assert_has(&m, "config.yaml: callback_host: \"http://x.io?a=1\" is not a usable callback URL: it has a ?query");
+    }
+
+    // --- values -----------------------------------------------------------------------
+
+    #[test]
+    fn values_mode_global_and_per_task() {
+        let tasks = "tasks:\n\
+            - {task_id: a, table_name: t, events: [insert], callback_url: https://x.io/1}\n\
+            - {task_id: b, table_name: t, events: [insert], callback_url: https://x.io/1, values: default}\n\
+            - {task_id: c, table_name: t, events: [insert], callback_url: https://x.io/1, values: go}\n";
+        let c = ok(&format!("{DB}{tasks}"));
+        assert_eq!(c.values, ValueMode::Default);
+        let modes: Vec<ValueMode> = c.tasks.iter().map(|t| t.values).collect();
+        assert_eq!(
+            modes,
+            [ValueMode::Default, ValueMode::Default, ValueMode::Go]
+        );
+        // The top-level key is every task's default; a task's own key wins.
+        let c = ok(&format!("{DB}values: go\n{tasks}"));
+        let modes: Vec<ValueMode> = c.tasks.iter().map(|t| t.values).collect();
+        assert_eq!(modes, [ValueMode::Go, ValueMode::Default, ValueMode::Go]);
+        // Also from tasks.yaml, and from the environment.
+        let c = load_pair(&format!("{DB}values: GO\n"), tasks).unwrap();
+        assert_eq!(c.tasks[0].values, ValueMode::Go);
+        let c = load_env(&format!("{DB}{tasks}"), &[("PIKACHU_VALUES", "go")]).unwrap();
+        assert_eq!(c.tasks[0].values, ValueMode::Go);
+        let m = messages(load_str(&format!("{DB}values: golang\n{ONE_TASK}")));
+        assert_has(
+            &m,
+            "values: unknown value mode \"golang\" (expected default or go)",
+        );
     }
 
     // --- start_from -------------------------------------------------------------------

@@ -8,8 +8,10 @@
 use base64::Engine as _;
 
 use crate::clock::write_rfc3339_utc;
+use crate::config::ValueMode;
 use crate::event::{ChangeKind, RowChange, RowImage, TableSchema, TxnMeta, Value};
 use crate::filter::Columns;
+use crate::govalues;
 
 /// Appends the webhook envelope of `change` for task `task_id` to `out`, with the
 /// task's `columns` of each row (the primary key always).
@@ -22,13 +24,16 @@ pub fn write_envelope(
     out: &mut Vec<u8>,
     task_id: &str,
     change: &RowChange,
-    columns: &Columns,
+    form: &Form,
     txn: Option<&TxnMeta>,
 ) {
     let shape = Shape {
         table: &change.table,
-        columns,
+        columns: &form.columns,
     };
+    if form.values == ValueMode::Go {
+        return write_envelope_go(out, task_id, change, &shape, txn);
+    }
     out.extend_from_slice(b"{\"id\":");
     write_str(out, &change.id);
     out.extend_from_slice(b",\"task_id\":");
@@ -55,17 +60,7 @@ pub fn write_envelope(
             write_row(out, &shape, change.before.as_ref());
             out.extend_from_slice(b",\"new_data\":");
             write_row(out, &shape, change.after.as_ref());
-            // The columns (of those that go out) whose values differ.
-            out.extend_from_slice(b",\"changed\":[");
-            let mut first = true;
-            for i in crate::filter::changed(change).filter(|&i| shape.keeps(i)) {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                write_str(out, &column_name(&change.table.columns, i));
-            }
-            out.push(b']');
+            write_changed(out, change, &shape);
         }
     }
     out.extend_from_slice(b",\"timestamp\":\"");
@@ -79,6 +74,26 @@ pub fn write_envelope(
         out.extend_from_slice(b",\"gtid\":");
         write_str(out, gtid);
     }
+    write_txn(out, txn);
+    out.push(b'}');
+}
+
+/// `changed`: the columns (of those that go out) whose values differ.
+fn write_changed(out: &mut Vec<u8>, change: &RowChange, shape: &Shape) {
+    out.extend_from_slice(b",\"changed\":[");
+    let mut first = true;
+    for i in crate::filter::changed(change).filter(|&i| shape.keeps(i)) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_str(out, &column_name(&change.table.columns, i));
+    }
+    out.push(b']');
+}
+
+/// `txn` of a `txn: true` task.
+fn write_txn(out: &mut Vec<u8>, txn: Option<&TxnMeta>) {
     if let Some(txn) = txn {
         out.extend_from_slice(b",\"txn\":{\"id\":");
         write_str(out, &txn.id);
@@ -90,7 +105,6 @@ pub fn write_envelope(
             b",\"last\":false}"
         });
     }
-    out.push(b'}');
 }
 
 /// Appends a JSON array of envelopes (a batch) to `out`.
@@ -98,16 +112,171 @@ pub fn write_batch<'a>(
     out: &mut Vec<u8>,
     task_id: &str,
     changes: impl IntoIterator<Item = (&'a RowChange, Option<&'a TxnMeta>)>,
-    columns: &Columns,
+    form: &Form,
 ) {
     out.push(b'[');
     for (i, (change, txn)) in changes.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_envelope(out, task_id, change, columns, txn);
+        write_envelope(out, task_id, change, form, txn);
     }
     out.push(b']');
+}
+
+/// What a task does to each of its envelopes: which columns, and in which values.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Form {
+    pub columns: Columns,
+    pub values: ValueMode,
+}
+
+/// The envelope with the Go tool's values (`values: go`, README "values: go"): the
+/// same fields in the same order as `write_envelope`, but column values from the
+/// change's `GoRow` (go-mysql's decoding) written as Go's `encoding/json` writes them
+/// (row keys sorted, `<>&` escaped, Go's float forms), `primary_id` by the Go tool's
+/// `GetPrimaryKey`, and `timestamp` the processing time as Go's `time.Time` in the
+/// local zone. A change without a `GoRow` (not read from the binlog: the Go tool had
+/// no other source) carries its SPEC values in these forms.
+fn write_envelope_go(
+    out: &mut Vec<u8>,
+    task_id: &str,
+    change: &RowChange,
+    shape: &Shape,
+    txn: Option<&TxnMeta>,
+) {
+    let (before, after) = match &change.go {
+        Some(go) => (go.before.as_ref(), go.after.as_ref()),
+        None => (change.before.as_ref(), change.after.as_ref()),
+    };
+    out.extend_from_slice(b"{\"id\":");
+    govalues::write_str(out, change.id.as_bytes());
+    out.extend_from_slice(b",\"task_id\":");
+    govalues::write_str(out, task_id.as_bytes());
+    out.extend_from_slice(b",\"event\":\"");
+    out.extend_from_slice(change.kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"database\":");
+    govalues::write_str(out, change.table.database.as_bytes());
+    out.extend_from_slice(b",\"table\":");
+    govalues::write_str(out, change.table.table.as_bytes());
+    out.extend_from_slice(b",\"primary_id\":");
+    write_primary_id_go(out, change, before, after);
+    match change.kind {
+        ChangeKind::Insert => {
+            out.extend_from_slice(b",\"data\":");
+            write_row_go(out, shape, after);
+        }
+        ChangeKind::Delete => {
+            out.extend_from_slice(b",\"data\":");
+            write_row_go(out, shape, before);
+        }
+        ChangeKind::Update => {
+            out.extend_from_slice(b",\"old_data\":");
+            write_row_go(out, shape, before);
+            out.extend_from_slice(b",\"new_data\":");
+            write_row_go(out, shape, after);
+            write_changed(out, change, shape);
+        }
+    }
+    out.extend_from_slice(b",\"timestamp\":");
+    let (secs, nanos) = match &change.go {
+        Some(go) => go.processed_at,
+        None => (i64::from(change.timestamp), 0),
+    };
+    govalues::write_time_json(out, govalues::local_zone(), secs, nanos);
+    out.extend_from_slice(b",\"position\":{\"file\":");
+    govalues::write_str(out, change.position.file.as_bytes());
+    out.extend_from_slice(b",\"pos\":");
+    write_json(out, &change.position.pos);
+    out.push(b'}');
+    if let Some(gtid) = &change.gtid {
+        out.extend_from_slice(b",\"gtid\":");
+        govalues::write_str(out, gtid.as_bytes());
+    }
+    write_txn(out, txn);
+    out.push(b'}');
+}
+
+/// A row image as Go's `json.Marshal` of the Go tool's `map[string]interface{}`:
+/// keys in byte order. Columns absent from the image (MINIMAL row image, which the
+/// Go tool refused to run with) are left out, as in the default mode.
+fn write_row_go(out: &mut Vec<u8>, shape: &Shape, image: Option<&RowImage>) {
+    let columns = &shape.table.columns;
+    let Some(image) = image else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    let mut order: Vec<(std::borrow::Cow<'_, str>, &Value)> = image
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| shape.keeps(*i))
+        .filter_map(|(i, slot)| slot.as_ref().map(|v| (column_name(columns, i), v)))
+        .collect();
+    order.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    out.push(b'{');
+    for (n, (name, value)) in order.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        govalues::write_str(out, name.as_bytes());
+        out.push(b':');
+        write_value_go(out, value);
+    }
+    out.push(b'}');
+}
+
+/// The Go tool's `GetPrimaryKey` (internal/monitor/monitor.go): the new row's (for a
+/// delete the deleted row's) value of a one-column PRIMARY KEY; an object of the
+/// columns of a composite one (keys sorted); without a primary key the value of a
+/// column named exactly `id`; else `null`.
+fn write_primary_id_go(
+    out: &mut Vec<u8>,
+    change: &RowChange,
+    before: Option<&RowImage>,
+    after: Option<&RowImage>,
+) {
+    fn get(img: Option<&RowImage>, i: usize) -> Option<&Value> {
+        img.and_then(|img| img.get(i)?.as_ref())
+    }
+    let value = |i: usize| get(after, i).or_else(|| get(before, i));
+    let write = |out: &mut Vec<u8>, v: Option<&Value>| match v {
+        Some(v) => write_value_go(out, v),
+        None => out.extend_from_slice(b"null"),
+    };
+    let columns = &change.table.columns;
+    match change.table.primary_key.as_slice() {
+        [] => write(out, columns.iter().position(|c| c == "id").and_then(value)),
+        [single] => write(out, value(*single)),
+        pk => {
+            let mut keys: Vec<(std::borrow::Cow<'_, str>, usize)> =
+                pk.iter().map(|&i| (column_name(columns, i), i)).collect();
+            keys.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (n, (name, i)) in keys.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                govalues::write_str(out, name.as_bytes());
+                out.push(b':');
+                write(out, value(*i));
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// One value as Go's `encoding/json` writes the Go value go-mysql produced.
+fn write_value_go(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Int(v) => write_json(out, v),
+        Value::UInt(v) => write_json(out, v),
+        Value::Float(v) => govalues::write_float(out, f64::from(*v), true),
+        Value::Double(v) => govalues::write_float(out, *v, false),
+        Value::Text(s) => govalues::write_str(out, s.as_bytes()),
+        Value::Bytes(b) => write_base64(out, b),
+        Value::Json(j) => govalues::write_json(out, j),
+    }
 }
 
 /// A table's columns as one task sends them.
@@ -319,12 +488,13 @@ mod tests {
             position: BinlogPosition::new("mysql-bin.000003", 18825),
             timestamp: 1_795_428_900, // 2026-11-23T10:15:00Z
             gtid: gtid.map(Arc::from),
+            go: None,
         }
     }
 
     fn envelope(task: &str, c: &RowChange) -> String {
         let mut out = Vec::new();
-        write_envelope(&mut out, task, c, &Columns::All, None);
+        write_envelope(&mut out, task, c, &Form::default(), None);
         String::from_utf8(out).unwrap()
     }
 
@@ -373,7 +543,10 @@ mod tests {
             &mut out,
             "t",
             &c,
-            &Columns::Except(vec!["password_hash".into()]),
+            &Form {
+                columns: Columns::Except(vec!["password_hash".into()]),
+                ..Form::default()
+            },
             None,
         );
         let text = String::from_utf8(out).unwrap();
@@ -383,7 +556,16 @@ mod tests {
             "{text}"
         );
         let mut out = Vec::new();
-        write_envelope(&mut out, "t", &c, &Columns::Only(vec!["name".into()]), None);
+        write_envelope(
+            &mut out,
+            "t",
+            &c,
+            &Form {
+                columns: Columns::Only(vec!["name".into()]),
+                ..Form::default()
+            },
+            None,
+        );
         let text = String::from_utf8(out).unwrap();
         assert!(
             text.contains(r#""old_data":{"id":7,"name":"Ann"}"#),
@@ -567,11 +749,11 @@ mod tests {
             None,
         );
         let mut out = Vec::new();
-        write_batch(&mut out, "t", [(&a, None), (&b, None)], &Columns::All);
+        write_batch(&mut out, "t", [(&a, None), (&b, None)], &Form::default());
         let expected = format!("[{},{}]", envelope("t", &a), envelope("t", &b));
         assert_eq!(String::from_utf8(out).unwrap(), expected);
         let mut out = Vec::new();
-        write_batch(&mut out, "t", std::iter::empty(), &Columns::All);
+        write_batch(&mut out, "t", std::iter::empty(), &Form::default());
         assert_eq!(out, b"[]");
     }
 
@@ -585,7 +767,7 @@ mod tests {
             None,
         );
         let mut out = b"prefix".to_vec();
-        write_envelope(&mut out, "t", &c, &Columns::All, None);
+        write_envelope(&mut out, "t", &c, &Form::default(), None);
         assert!(out.starts_with(b"prefix{\"id\":"));
     }
 
@@ -603,6 +785,176 @@ mod tests {
         assert_eq!(
             value_to_json(&Value::Double(f64::NAN)),
             serde_json::Value::Null
+        );
+    }
+
+    fn go_form() -> Form {
+        Form {
+            values: ValueMode::Go,
+            ..Form::default()
+        }
+    }
+
+    fn with_go(mut c: RowChange, before: Option<RowImage>, after: Option<RowImage>) -> RowChange {
+        c.go = Some(Box::new(crate::event::GoRow {
+            before,
+            after,
+            processed_at: (1_795_428_900, 123_456_000),
+        }));
+        c
+    }
+
+    fn go_envelope(c: &RowChange) -> serde_json::Value {
+        let mut out = Vec::new();
+        write_envelope(&mut out, "t", c, &go_form(), None);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn default_mode_is_write_envelope_and_go_without_go_row_uses_spec_values() {
+        let c = change(
+            ChangeKind::Insert,
+            schema(&["id", "p"], vec![0]),
+            None,
+            Some(row(vec![Value::Int(1), Value::Double(2.0)])),
+            None,
+        );
+        let mut out = Vec::new();
+        write_envelope(&mut out, "t", &c, &Form::default(), None);
+        assert_eq!(String::from_utf8(out).unwrap(), envelope("t", &c));
+        let mut out = Vec::new();
+        write_batch(&mut out, "t", [(&c, None), (&c, None)], &go_form());
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v[1]["data"]["p"].to_string(), "2");
+        assert_eq!(v[0]["primary_id"], 1);
+    }
+
+    #[test]
+    fn go_envelope_exact_bytes_keys_sorted_values_in_go_form() {
+        let c = with_go(
+            change(
+                ChangeKind::Insert,
+                schema(&["id", "b", "a<"], vec![0]),
+                None,
+                Some(row(vec![
+                    Value::Int(1),
+                    Value::Text("x".into()),
+                    Value::Null,
+                ])),
+                None,
+            ),
+            None,
+            Some(row(vec![
+                Value::Int(1),
+                Value::Bytes(b"hi".to_vec()),
+                Value::Double(1234.0),
+            ])),
+        );
+        let mut out = Vec::new();
+        write_envelope(&mut out, "t&1", &c, &go_form(), None);
+        let mut ts = Vec::new();
+        govalues::write_time_json(&mut ts, govalues::local_zone(), 1_795_428_900, 123_456_000);
+        let ts = String::from_utf8(ts).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                r#"{{"id":"mysql-bin.000003:18825:0","task_id":"t\u00261","event":"insert","database":"shop","table":"users","primary_id":1,"data":{{"a\u003c":1234,"b":"aGk=","id":1}},"timestamp":{ts},"position":{{"file":"mysql-bin.000003","pos":18825}}}}"#
+            )
+        );
+        assert!(
+            ts.starts_with("\"2026-11-23T") && ts.contains(".123456"),
+            "{ts}"
+        );
+    }
+
+    #[test]
+    fn go_primary_id_rules() {
+        // A one-column primary key: its value, from the new row.
+        let t = schema(&["k", "id"], vec![0]);
+        let img = |k: i64, id: i64| Some(row(vec![Value::Int(k), Value::Int(id)]));
+        let c = with_go(
+            change(ChangeKind::Update, t.clone(), None, None, None),
+            img(1, 10),
+            img(2, 20),
+        );
+        assert_eq!(go_envelope(&c)["primary_id"], 2);
+        // A delete: the deleted row's.
+        let c = with_go(
+            change(ChangeKind::Delete, t, None, None, None),
+            img(3, 30),
+            None,
+        );
+        assert_eq!(go_envelope(&c)["primary_id"], 3);
+        // Composite: an object of the key columns, written with sorted keys.
+        let t = schema(&["z", "a", "v"], vec![0, 1]);
+        let c = with_go(
+            change(ChangeKind::Insert, t, None, None, None),
+            None,
+            Some(row(vec![
+                Value::Int(1),
+                Value::Text("p".into()),
+                Value::Int(0),
+            ])),
+        );
+        let mut out = Vec::new();
+        write_envelope(&mut out, "t", &c, &go_form(), None);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains(r#""primary_id":{"a":"p","z":1}"#));
+        // No primary key but an `id` column: its value.
+        let t = schema(&["name", "id"], vec![]);
+        let c = with_go(
+            change(ChangeKind::Insert, t, None, None, None),
+            None,
+            Some(row(vec![Value::Text("n".into()), Value::Int(7)])),
+        );
+        assert_eq!(go_envelope(&c)["primary_id"], 7);
+        // `ID` is not `id` (a Go map lookup is case-sensitive); no key, no id: null.
+        for cols in [&["name", "ID"][..], &["name", "x"][..]] {
+            let c = with_go(
+                change(ChangeKind::Insert, schema(cols, vec![]), None, None, None),
+                None,
+                Some(row(vec![Value::Text("n".into()), Value::Int(7)])),
+            );
+            assert_eq!(go_envelope(&c)["primary_id"], serde_json::Value::Null);
+        }
+        // The default mode keeps the SPEC's null for a table without a primary key.
+        let c = change(
+            ChangeKind::Insert,
+            schema(&["name", "id"], vec![]),
+            None,
+            Some(row(vec![Value::Text("n".into()), Value::Int(7)])),
+            None,
+        );
+        assert!(envelope("t", &c).contains(r#""primary_id":null"#));
+    }
+
+    #[test]
+    fn go_values_of_every_shape() {
+        let c = with_go(
+            change(
+                ChangeKind::Insert,
+                schema(&["f", "d", "u", "i", "j", "n"], vec![]),
+                None,
+                None,
+                None,
+            ),
+            None,
+            Some(row(vec![
+                Value::Float(1.1),
+                Value::Double(1e21),
+                Value::UInt(u64::MAX),
+                Value::Int(-1),
+                Value::Text(r#"{"a":1}"#.into()),
+                Value::Null,
+            ])),
+        );
+        let mut out = Vec::new();
+        write_envelope(&mut out, "t", &c, &go_form(), None);
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.contains(r#""data":{"d":1e+21,"f":1.1,"i":-1,"j":"{\"a\":1}","n":null,"u":18446744073709551615}"#),
+            "{s}"
         );
     }
 }

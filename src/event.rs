@@ -104,6 +104,21 @@ pub struct RowChange {
     pub timestamp: u32,
     /// GTID of the transaction (`domain-server-seq` on MariaDB, `uuid:n` on MySQL).
     pub gtid: Option<Arc<str>>,
+    /// The same rows in the Go tool's value shapes, for tasks with `values: go`;
+    /// `None` when no such task watches the table (or the change did not come from the
+    /// binlog).
+    pub go: Option<Box<GoRow>>,
+}
+
+/// A change's row images as go-mysql decoded them (`values: go`): ENUM and SET as
+/// their integers, text and BLOB as their raw bytes, TIMESTAMP in local time, …
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoRow {
+    pub before: Option<RowImage>,
+    pub after: Option<RowImage>,
+    /// When the reader processed the change (the Go tool's `time.Now()` for the
+    /// `timestamp` field): unix seconds and nanoseconds.
+    pub processed_at: (i64, u32),
 }
 
 impl RowChange {
@@ -167,6 +182,7 @@ mod tests {
             position: BinlogPosition::new("f", 4),
             timestamp: 0,
             gtid: None,
+            go: None,
         }
     }
 

@@ -566,6 +566,7 @@ mod tests {
             position: crate::event::BinlogPosition::new("f", 4),
             timestamp: 0,
             gtid: None,
+            go: None,
         }
     }
 

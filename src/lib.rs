@@ -14,10 +14,10 @@
 //! `ha.group`, `ha` decides whether this process runs the stages at all.
 //!
 //! Lower modules (`event`, `sink`, `config`, `filter`, `stats`, `clock`, `fsutil`, `tls`,
-//! `exit`, `shutdown`, `encode`, `signature`, `deadletter`, `checkpoint`) never import
-//! higher ones (`source`, `dispatch`, `ha`, `engine`, `http`, `listen`, `check`).
-//! `engine` wires the stages together; `main` calls `engine`, `check` or `listen`, which
-//! do not import each other.
+//! `exit`, `shutdown`, `govalues`, `encode`, `signature`, `deadletter`, `checkpoint`)
+//! never import higher ones (`source`, `dispatch`, `ha`, `engine`, `http`, `listen`,
+//! `check`). `engine` wires the stages together; `main` calls `engine`, `check` or
+//! `listen`, which do not import each other.
 
 pub mod check;
 pub mod checkpoint;
@@ -31,6 +31,7 @@ pub mod event;
 pub mod exit;
 pub mod filter;
 pub mod fsutil;
+pub mod govalues;
 pub mod ha;
 pub mod http;
 pub mod listen;

@@ -302,8 +302,8 @@ struct Target {
     /// The task's agent: its TLS settings and proxy (shared with tasks that have the
     /// same ones).
     agent: ureq::Agent,
-    /// The columns it sends.
-    columns: crate::filter::Columns,
+    /// The columns it sends and in which values (`values`, resolved once).
+    form: crate::encode::Form,
 }
 
 /// How long `route` sleeps between checks of `abort` while it waits at a barrier or on
@@ -341,7 +341,10 @@ impl Target {
             },
             key: task.secret.as_ref().or(default_key).cloned(),
             agent,
-            columns: task.columns.clone(),
+            form: crate::encode::Form {
+                columns: task.columns.clone(),
+                values: task.values,
+            },
         })
     }
 }

@@ -245,6 +245,7 @@ fn config(urls: &[String]) -> Config {
         checkpoint: crate::config::CheckpointStore::File,
         start_from: StartFrom::Latest,
         secret_files: Vec::new(),
+        values: Default::default(),
         tasks: urls
             .iter()
             .enumerate()
@@ -268,6 +269,7 @@ fn config(urls: &[String]) -> Config {
                 max_rate: None,
                 max_in_flight: None,
                 txn: false,
+                values: Default::default(),
             })
             .collect(),
         warnings: Vec::new(),
@@ -315,6 +317,7 @@ fn change(
         position: BinlogPosition::new("mysql-bin.000001", n),
         timestamp: 1_700_000_000,
         gtid: None,
+        go: None,
     })
 }
 

@@ -585,14 +585,14 @@ fn encode(batch: &[Item], target: &Target, as_array: bool) -> Vec<u8> {
             batch
                 .iter()
                 .map(|i| (&*i.delivery.change, i.delivery.txn.as_ref())),
-            &target.columns,
+            &target.form,
         );
     } else {
         crate::encode::write_envelope(
             &mut body,
             &target.task_id,
             &batch[0].delivery.change,
-            &target.columns,
+            &target.form,
             batch[0].delivery.txn.as_ref(),
         );
     }

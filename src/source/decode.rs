@@ -666,7 +666,7 @@ pub fn decode_image(
     present: &[bool],
     input: &mut &[u8],
 ) -> Result<RowImage, DecodeError> {
-    decode_image_with(cols, present, input, None)
+    decode_image_with(cols, present, input, None, decode_value)
 }
 
 /// The after image of a MySQL PARTIAL_UPDATE_ROWS row. It starts with `value_options`
@@ -679,6 +679,33 @@ pub fn decode_partial_after_image(
     present: &[bool],
     before: &RowImage,
     input: &mut &[u8],
+) -> Result<RowImage, DecodeError> {
+    decode_partial_with(cols, present, before, input, decode_value, Value::Json)
+}
+
+/// `decode_partial_after_image` for `values: go`: `before` is the SPEC-valued before
+/// image (the JSON documents the changes apply to); the changed document is written as
+/// go-mysql wrote a JSON column, its text as a string.
+pub fn decode_partial_after_image_go(
+    cols: &[ColumnDef],
+    present: &[bool],
+    before: &RowImage,
+    input: &mut &[u8],
+) -> Result<RowImage, DecodeError> {
+    decode_partial_with(cols, present, before, input, decode_value_go, |doc| {
+        let mut text = Vec::new();
+        crate::govalues::write_json(&mut text, &doc);
+        Value::Text(String::from_utf8(text).unwrap_or_default())
+    })
+}
+
+fn decode_partial_with(
+    cols: &[ColumnDef],
+    present: &[bool],
+    before: &RowImage,
+    input: &mut &[u8],
+    decode_value: impl Fn(usize, &ColumnDef, &mut &[u8]) -> Result<Value, DecodeError>,
+    document: WriteDocument,
 ) -> Result<RowImage, DecodeError> {
     let mut buf: &[u8] = input;
     let options = lenenc_uint(&mut buf)?;
@@ -701,7 +728,13 @@ pub fn decode_partial_after_image(
         }
     }
     *input = buf;
-    decode_image_with(cols, present, input, Some((&partial, before)))
+    decode_image_with(
+        cols,
+        present,
+        input,
+        Some((&partial, before, document)),
+        decode_value,
+    )
 }
 
 /// `binlog_row_value_options` bit of a partial after image.
@@ -718,13 +751,30 @@ fn lenenc_uint(buf: &mut &[u8]) -> Result<u64, DecodeError> {
     Ok(le_uint(take(buf, width, None, "value options")?))
 }
 
-/// `partial`: for a partial after image, which columns hold JSON changes, and the before
-/// image they apply to.
+/// Decodes one row image as go-mysql v1.15 with canal's default settings did
+/// (`UseDecimal`, `ParseTime` false, no `TimestampStringLocation`), for tasks with
+/// `values: go`; `decode_image` gives the SPEC's values. Every rule names the
+/// go-mysql source it follows (`replication/row_event.go`, `decodeValue`).
+pub fn decode_image_go(
+    cols: &[ColumnDef],
+    present: &[bool],
+    input: &mut &[u8],
+) -> Result<RowImage, DecodeError> {
+    decode_image_with(cols, present, input, None, decode_value_go)
+}
+
+/// How a value mode writes a JSON document it has built (a partial JSON update's result).
+type WriteDocument = fn(serde_json::Value) -> Value;
+
+/// `partial`: for a partial after image, which columns hold JSON changes, the before
+/// image they apply to, and how the changed document is written.
+#[inline(always)]
 fn decode_image_with(
     cols: &[ColumnDef],
     present: &[bool],
     input: &mut &[u8],
-    partial: Option<(&[bool], &RowImage)>,
+    partial: Option<(&[bool], &RowImage, WriteDocument)>,
+    decode_value: impl Fn(usize, &ColumnDef, &mut &[u8]) -> Result<Value, DecodeError>,
 ) -> Result<RowImage, DecodeError> {
     if present.len() != cols.len() {
         return Err(DecodeError::ColumnCountMismatch {
@@ -747,8 +797,10 @@ fn decode_image_with(
         k += 1;
         if is_null {
             image.push(Some(Value::Null));
-        } else if let Some(before) = partial.filter(|(p, _)| p[i]).map(|(_, b)| b) {
-            image.push(Some(apply_json_changes(i, col, before, &mut buf)?));
+        } else if let Some((_, before, document)) = partial.filter(|(p, _, _)| p[i]) {
+            image.push(Some(document(apply_json_changes(
+                i, col, before, &mut buf,
+            )?)));
         } else {
             image.push(Some(decode_value(i, col, &mut buf)?));
         }
@@ -763,7 +815,7 @@ fn apply_json_changes(
     col: &ColumnDef,
     before: &RowImage,
     buf: &mut &[u8],
-) -> Result<Value, DecodeError> {
+) -> Result<serde_json::Value, DecodeError> {
     let kind = &col.kind;
     let ColumnKind::Json { len_bytes } = *kind else {
         return Err(bad_value(
@@ -790,7 +842,7 @@ fn apply_json_changes(
     };
     let changes = jsondiff::parse(bytes, jsonb_to_json).map_err(|r| bad_value(i, kind, r))?;
     jsondiff::apply(&mut doc, changes).map_err(|r| bad_value(i, kind, r))?;
-    Ok(Value::Json(doc))
+    Ok(doc)
 }
 
 /// Takes exactly `n` bytes off the front of `buf`.
@@ -1052,6 +1104,149 @@ fn decode_value(i: usize, col: &ColumnDef, buf: &mut &[u8]) -> Result<Value, Dec
         ColumnKind::Inet6 => Value::Text(format_inet6(&fixed_binary::<16>(i, kind, buf)?)),
         ColumnKind::Uuid => Value::Text(format_uuid(&fixed_binary::<16>(i, kind, buf)?)),
     })
+}
+
+/// One non-NULL value of column `i` as go-mysql's `decodeValue` returned it, in the
+/// `Value` that makes Go's JSON of it: `string` → `Text` (bytes that are not UTF-8
+/// become one U+FFFD each, as Go's encoder writes them), `[]byte` → `Bytes` (base64),
+/// integers → `Int`/`UInt`. Types go-mysql decodes as the SPEC does are left to
+/// `decode_value`.
+fn decode_value_go(i: usize, col: &ColumnDef, buf: &mut &[u8]) -> Result<Value, DecodeError> {
+    let kind = &col.kind;
+    let name = kind.name();
+    let zone = crate::govalues::local_zone();
+    Ok(match *kind {
+        // MYSQL_TYPE_TIMESTAMP: `time.Unix(t, 0)` formatted in time.Local; 0 is
+        // "0000-00-00 00:00:00". MariaDB's hires TIMESTAMP(fsp) (which go-mysql reads
+        // as 4 bytes, misaligning the row) in the same form with fsp digits.
+        ColumnKind::Timestamp { fsp } => {
+            let b = take(buf, 4 + frac_bytes(fsp.min(6)), Some(i), name)?;
+            let (secs, micros) = if fsp == 0 {
+                (u32::from_le_bytes([b[0], b[1], b[2], b[3]]), 0)
+            } else {
+                let frac = be_uint(&b[4..]);
+                let micros = frac.saturating_mul(u64::from(POW10[6 - usize::from(fsp.min(6))]));
+                (be_uint(&b[..4]) as u32, micros.min(999_999) as u32)
+            };
+            Value::Text(go_timestamp(zone, secs, micros, fsp))
+        }
+        // MYSQL_TYPE_TIMESTAMP2 (decodeTimestamp2, fracTime.String): local time with
+        // fsp digits; 0 seconds is formatZeroTime.
+        ColumnKind::Timestamp2 { fsp } => {
+            let b = take(buf, 4 + frac_bytes(fsp), Some(i), name)?;
+            let secs = be_uint(&b[..4]) as u32;
+            let micros = read_frac(&b[4..], fsp).map_err(|r| bad_value(i, kind, r))?;
+            Value::Text(go_timestamp(zone, secs, micros, fsp))
+        }
+        // MYSQL_TYPE_TIME: the 3 bytes read as an unsigned number (a negative TIME
+        // comes out garbled, as in go-mysql), "%02d:%02d:%02d".
+        ColumnKind::Time { fsp: 0 } => {
+            let b = take_array::<3>(buf, i, name)?;
+            let v = u32::from_le_bytes([b[0], b[1], b[2], 0]);
+            Value::Text(format!(
+                "{:02}:{:02}:{:02}",
+                v / 10000,
+                (v % 10000) / 100,
+                v % 100
+            ))
+        }
+        // MYSQL_TYPE_TIME2 (decodeTime2, timeFormat): the fraction only when it is not
+        // zero.
+        ColumnKind::Time2 { fsp } => {
+            let b = take(buf, 3 + frac_bytes(fsp), Some(i), name)?;
+            let mut text = decode_time2(b, fsp).map_err(|r| bad_value(i, kind, r))?;
+            if let Some(dot) = text.find('.') {
+                if text[dot + 1..].bytes().all(|c| c == b'0') {
+                    text.truncate(dot);
+                }
+            }
+            Value::Text(text)
+        }
+        // MYSQL_TYPE_VARCHAR / VAR_STRING / STRING (decodeString): the binlog bytes as
+        // a Go string, whatever the character set (BINARY without its trailing zero
+        // bytes, MariaDB's INET4/INET6/UUID as their raw bytes).
+        ColumnKind::VarChar { max_len } | ColumnKind::Char { max_len } => {
+            let len_bytes = if max_len > 255 { 2 } else { 1 };
+            let n = le_uint(take(buf, len_bytes, Some(i), name)?) as usize;
+            Value::Text(go_string(take(buf, n, Some(i), name)?))
+        }
+        ColumnKind::Inet4 | ColumnKind::Inet6 | ColumnKind::Uuid => {
+            let n = usize::from(take_array::<1>(buf, i, name)?[0]);
+            Value::Text(go_string(take(buf, n, Some(i), name)?))
+        }
+        // MYSQL_TYPE_BLOB (decodeBlob): `[]byte`, base64 in JSON, TEXT included.
+        ColumnKind::Blob { len_bytes } => {
+            let n = le_uint(take(buf, usize::from(len_bytes), Some(i), name)?) as usize;
+            Value::Bytes(take(buf, n, Some(i), name)?.to_vec())
+        }
+        // MYSQL_TYPE_JSON (decodeJSONBinary): the document's JSON text as Go's
+        // json.Marshal writes it, as a string; an empty document is `[]byte{}` ("").
+        ColumnKind::Json { len_bytes } => {
+            let n = le_uint(take(buf, usize::from(len_bytes), Some(i), name)?) as usize;
+            let bytes = take(buf, n, Some(i), name)?;
+            if bytes.is_empty() {
+                Value::Bytes(Vec::new())
+            } else {
+                let doc = jsonb_to_go_json(bytes).map_err(|r| bad_value(i, kind, r))?;
+                let mut text = Vec::with_capacity(bytes.len());
+                crate::govalues::write_json(&mut text, &doc);
+                Value::Text(String::from_utf8(text).unwrap_or_default())
+            }
+        }
+        // MYSQL_TYPE_ENUM: the index as int64.
+        ColumnKind::Enum { pack_len } => {
+            Value::Int(le_uint(take(buf, usize::from(pack_len), Some(i), name)?) as i64)
+        }
+        // MYSQL_TYPE_SET (littleDecodeBit): the bitmask as int64.
+        ColumnKind::Set { pack_len } => {
+            Value::Int(le_uint(take(buf, usize::from(pack_len), Some(i), name)?) as i64)
+        }
+        // MYSQL_TYPE_BIT (decodeBit): big-endian as int64 (BIT(64) with the top bit
+        // set is negative).
+        ColumnKind::Bit { bits } => {
+            let n = usize::from(bits).div_ceil(8);
+            if n > 8 {
+                return Err(bad_value(
+                    i,
+                    kind,
+                    format!("BIT({bits}) is wider than 64 bits"),
+                ));
+            }
+            Value::Int(be_uint(take(buf, n, Some(i), name)?) as i64)
+        }
+        // Integers (signed or UNSIGNED after canal's handleUnsigned), FLOAT, DOUBLE,
+        // DECIMAL (its string: `UseDecimal` is off), YEAR, DATE, DATETIME,
+        // GEOMETRY and VECTOR (`[]byte`): the same as the SPEC's values.
+        _ => decode_value(i, col, buf)?,
+    })
+}
+
+/// go-mysql's TIMESTAMP text: formatZeroTime for 0 seconds, else local time.
+fn go_timestamp(zone: &crate::govalues::Zone, secs: u32, micros: u32, fsp: u8) -> String {
+    if secs == 0 {
+        let mut s = String::from("0000-00-00 00:00:00");
+        push_frac(&mut s, micros, fsp);
+        s
+    } else {
+        crate::govalues::local_timestamp_text(zone, i64::from(secs), micros, fsp)
+    }
+}
+
+/// Bytes as a Go string shows in JSON: valid UTF-8 as is, each other byte U+FFFD.
+fn go_string(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => {
+            let mut s = String::with_capacity(bytes.len() + 8);
+            for chunk in bytes.utf8_chunks() {
+                s.push_str(chunk.valid());
+                for _ in chunk.invalid() {
+                    s.push('\u{FFFD}');
+                }
+            }
+            s
+        }
+    }
 }
 
 /// A BINARY(N) value as the binlog writes it: a 1-byte length, then the bytes without
@@ -1624,7 +1819,18 @@ const JSON_MAX_DEPTH: usize = 100;
 pub fn jsonb_to_json(doc: &[u8]) -> Result<serde_json::Value, String> {
     match doc.split_first() {
         None => Ok(serde_json::Value::Null),
-        Some((&t, rest)) => json_value(t, rest, 0),
+        Some((&t, rest)) => json_value(t, rest, 0, false),
+    }
+}
+
+/// A MySQL binary JSON document as go-mysql's `jsonBinaryDecoder` (json_binary.go)
+/// decodes it, for `values: go`: opaque DECIMAL as its string, DATE/DATETIME/
+/// TIMESTAMP as `"YYYY-MM-DD hh:mm:ss.ffffff"`, TIME as `"hh:mm:ss.ffffff"` (0 as
+/// `"00:00:00"`), any other opaque value as a Go string of its bytes.
+pub fn jsonb_to_go_json(doc: &[u8]) -> Result<serde_json::Value, String> {
+    match doc.split_first() {
+        None => Ok(serde_json::Value::Null),
+        Some((&t, rest)) => json_value(t, rest, 0, true),
     }
 }
 
@@ -1632,14 +1838,14 @@ fn json_err(what: &str) -> String {
     format!("invalid binary JSON: {what}")
 }
 
-fn json_value(t: u8, data: &[u8], depth: usize) -> Result<serde_json::Value, String> {
+fn json_value(t: u8, data: &[u8], depth: usize, go: bool) -> Result<serde_json::Value, String> {
     use serde_json::Value as J;
     let fixed = |n: usize| data.get(..n).ok_or_else(|| json_err("value truncated"));
     Ok(match t {
-        0x00 => json_container(data, false, true, depth)?,
-        0x01 => json_container(data, true, true, depth)?,
-        0x02 => json_container(data, false, false, depth)?,
-        0x03 => json_container(data, true, false, depth)?,
+        0x00 => json_container(data, false, true, depth, go)?,
+        0x01 => json_container(data, true, true, depth, go)?,
+        0x02 => json_container(data, false, false, depth, go)?,
+        0x03 => json_container(data, true, false, depth, go)?,
         0x04 => match fixed(1)?[0] {
             0x00 => J::Null,
             0x01 => J::Bool(true),
@@ -1677,7 +1883,7 @@ fn json_value(t: u8, data: &[u8], depth: usize) -> Result<serde_json::Value, Str
             let bytes = rest
                 .get(..len)
                 .ok_or_else(|| json_err("opaque value truncated"))?;
-            json_opaque(field_type, bytes)?
+            json_opaque(field_type, bytes, go)?
         }
         _ => return Err(json_err(&format!("unknown value type {t:#04x}"))),
     })
@@ -1707,6 +1913,7 @@ fn json_container(
     large: bool,
     object: bool,
     depth: usize,
+    go: bool,
 ) -> Result<serde_json::Value, String> {
     if depth >= JSON_MAX_DEPTH {
         return Err(json_err("nested too deeply"));
@@ -1741,14 +1948,14 @@ fn json_container(
         let inline = &data[e + 1..e + value_entry];
         // Small containers inline literals and 16-bit ints; large ones 32-bit too.
         match t {
-            0x04..=0x06 => json_value(t, inline, depth + 1),
-            0x07 | 0x08 if large => json_value(t, inline, depth + 1),
+            0x04..=0x06 => json_value(t, inline, depth + 1, go),
+            0x07 | 0x08 if large => json_value(t, inline, depth + 1, go),
             _ => {
                 let at = le_uint(inline) as usize;
                 if at < header || at >= size {
                     return Err(json_err("value offset out of range"));
                 }
-                json_value(t, &data[at..], depth + 1)
+                json_value(t, &data[at..], depth + 1, go)
             }
         }
     };
@@ -1775,7 +1982,7 @@ fn json_container(
 }
 
 /// An opaque value inside JSON (a MySQL value of type `field_type`).
-fn json_opaque(field_type: u8, bytes: &[u8]) -> Result<serde_json::Value, String> {
+fn json_opaque(field_type: u8, bytes: &[u8], go: bool) -> Result<serde_json::Value, String> {
     use serde_json::Value as J;
     let packed = || -> Result<i64, String> {
         let b: [u8; 8] = bytes
@@ -1784,6 +1991,9 @@ fn json_opaque(field_type: u8, bytes: &[u8]) -> Result<serde_json::Value, String
             .ok_or_else(|| json_err("temporal value truncated"))?;
         Ok(i64::from_le_bytes(b))
     };
+    if go {
+        return json_opaque_go(field_type, bytes, packed);
+    }
     Ok(match field_type {
         T_NEWDECIMAL => {
             // precision, scale, then the binary decimal.
@@ -1844,6 +2054,67 @@ fn json_opaque(field_type: u8, bytes: &[u8]) -> Result<serde_json::Value, String
             let data = base64::engine::general_purpose::STANDARD.encode(bytes);
             J::String(format!("base64:type{field_type}:{data}"))
         }
+    })
+}
+
+/// go-mysql's `decodeOpaque` (json_binary.go).
+fn json_opaque_go(
+    field_type: u8,
+    bytes: &[u8],
+    packed: impl Fn() -> Result<i64, String>,
+) -> Result<serde_json::Value, String> {
+    use serde_json::Value as J;
+    Ok(match field_type {
+        // decodeDecimal with UseDecimal off: the decimal's string.
+        T_NEWDECIMAL => {
+            let [p, s, rest @ ..] = bytes else {
+                return Err(json_err("decimal truncated"));
+            };
+            let (p, s) = (usize::from(*p), usize::from(*s));
+            if p == 0 || p > 65 || s > p {
+                return Err(json_err("decimal precision/scale out of range"));
+            }
+            let bin = rest
+                .get(..decimal_bin_size(p, s))
+                .ok_or_else(|| json_err("decimal truncated"))?;
+            J::String(decode_decimal(bin, p, s).map_err(json_err)?)
+        }
+        // decodeDateTime: the absolute value, always with the time and 6 digits.
+        T_DATE | T_DATETIME | T_TIMESTAMP => {
+            let v = packed()?;
+            if v == 0 {
+                return Ok(J::String("0000-00-00 00:00:00".into()));
+            }
+            let (_, c) = unpack_datetime(v.wrapping_abs());
+            let mut s = String::with_capacity(26);
+            push_date(&mut s, c.0, c.1, c.2);
+            s.push(' ');
+            push_time(&mut s, c.3, c.4, c.5, c.6, 6);
+            J::String(s)
+        }
+        // decodeTime.
+        T_TIME => {
+            let v = packed()?;
+            if v == 0 {
+                return Ok(J::String("00:00:00".into()));
+            }
+            let a = v.unsigned_abs();
+            let hms = a >> 24;
+            let mut s = String::with_capacity(18);
+            if v < 0 {
+                s.push('-');
+            }
+            push_time(
+                &mut s,
+                ((hms >> 12) & 0x3FF) as u32,
+                ((hms >> 6) & 0x3F) as u32,
+                (hms & 0x3F) as u32,
+                ((a & 0xFF_FFFF) as u32).min(999_999),
+                6,
+            );
+            J::String(s)
+        }
+        _ => J::String(go_string(bytes)),
     })
 }
 
@@ -3168,6 +3439,20 @@ mod tests {
         );
         assert!(input.is_empty());
 
+        // values: go: the same changes, the documents as go-mysql wrote a JSON column
+        // (its text, keys sorted, as a string).
+        let mut input: &[u8] = &data;
+        let go = decode_partial_after_image_go(&cols, &[true; 3], &before, &mut input).unwrap();
+        assert_eq!(
+            go,
+            vec![
+                Some(Value::Int(1)),
+                Some(Value::Text(r#"{"age":26,"name":"Joe"}"#.into())),
+                Some(Value::Text("7".into())),
+            ]
+        );
+        assert!(input.is_empty());
+
         // Without the column in the before image (binlog_row_image=MINIMAL) the new
         // document cannot be known: an error that says what to set, never a guess.
         let minimal = vec![Some(Value::Int(1)), None, None];
@@ -3722,5 +4007,176 @@ mod tests {
         assert_eq!(Charset::from_name("UTF8MB4"), Charset::Utf8);
         assert_eq!(Charset::from_name("utf16le"), Charset::Utf16Le);
         assert_eq!(Charset::from_name("cp1251"), Charset::Other(0));
+    }
+
+    // ---- values: go (go-mysql v1.15's decodeValue) ----------------------------------
+
+    /// Decodes `value_bytes` as the only column, with go-mysql's rules.
+    fn go(c: &ColumnDef, value_bytes: &[u8]) -> Value {
+        let mut data = vec![0u8];
+        data.extend_from_slice(value_bytes);
+        let mut input: &[u8] = &data;
+        let mut img = decode_image_go(std::slice::from_ref(c), &[true], &mut input).unwrap();
+        assert!(input.is_empty(), "the image must consume exactly its bytes");
+        img.pop().flatten().expect("present column")
+    }
+
+    #[test]
+    fn go_enum_set_and_bit_are_integers() {
+        let e = labelled(ColumnKind::Enum { pack_len: 1 }, &["a", "b", "c"]);
+        assert_eq!(go(&e, &[2]), Value::Int(2));
+        assert_eq!(go(&e, &[0]), Value::Int(0));
+        let s = labelled(ColumnKind::Set { pack_len: 1 }, &["a", "b", "c"]);
+        assert_eq!(go(&s, &[0b101]), Value::Int(5));
+        // BIT(64) all ones is int64 -1 in go-mysql (decodeBit); the SPEC says u64::MAX.
+        let b = col(ColumnKind::Bit { bits: 64 });
+        assert_eq!(go(&b, &[0xff; 8]), Value::Int(-1));
+        assert_eq!(one(&b, &[0xff; 8]).unwrap(), Value::UInt(u64::MAX));
+        assert_eq!(
+            go(&col(ColumnKind::Bit { bits: 10 }), &[0x02, 0x01]),
+            Value::Int(0x201)
+        );
+    }
+
+    #[test]
+    fn go_text_and_blob_are_the_raw_bytes() {
+        // TEXT (binlog BLOB) in latin1: the bytes, base64 later; the SPEC decodes them.
+        let t = text_col(ColumnKind::Blob { len_bytes: 2 }, Charset::Latin1);
+        assert_eq!(go(&t, &[2, 0, 0xe9, b'a']), Value::Bytes(vec![0xe9, b'a']));
+        assert_eq!(text(one(&t, &[2, 0, 0xe9, b'a']).unwrap()), "éa");
+        // VARCHAR: a Go string of the bytes; a byte that is not UTF-8 is U+FFFD.
+        let v = text_col(ColumnKind::VarChar { max_len: 40 }, Charset::Latin1);
+        assert_eq!(
+            go(&v, &varchar(40, b"\xe9t\xe9")),
+            Value::Text("\u{FFFD}t\u{FFFD}".into())
+        );
+        let u = text_col(ColumnKind::VarChar { max_len: 400 }, Charset::Utf8);
+        assert_eq!(
+            go(&u, &varchar(400, "né 😀".as_bytes())),
+            Value::Text("né 😀".into())
+        );
+        // BINARY(4): the binlog's bytes, without the trailing zeros the SPEC puts back.
+        let b = col(ColumnKind::Char { max_len: 4 });
+        assert_eq!(go(&b, &[2, b'a', 0]), Value::Text("a\u{0}".into()));
+        assert_eq!(go(&b, &[1, b'a']), Value::Text("a".into()));
+    }
+
+    #[test]
+    fn go_time_shows_a_fraction_only_when_not_zero() {
+        let t2 = col(ColumnKind::Time2 { fsp: 2 });
+        assert_eq!(
+            text(go(&t2, &time2_bytes(false, 1, 2, 3, 0, 2))),
+            "01:02:03"
+        );
+        assert_eq!(
+            text(go(&t2, &time2_bytes(false, 1, 2, 3, 500_000, 2))),
+            "01:02:03.50"
+        );
+        assert_eq!(
+            text(go(&t2, &time2_bytes(true, 838, 59, 59, 0, 2))),
+            "-838:59:59"
+        );
+        let t6 = col(ColumnKind::Time2 { fsp: 6 });
+        assert_eq!(
+            text(go(&t6, &time2_bytes(true, 0, 0, 1, 1, 6))),
+            "-00:00:01.000001"
+        );
+        assert_eq!(
+            text(go(&t6, &time2_bytes(false, 0, 0, 0, 0, 6))),
+            "00:00:00"
+        );
+        // The old 3-byte TIME read unsigned: a negative value is garbled as in go-mysql.
+        let old = col(ColumnKind::Time { fsp: 0 });
+        assert_eq!(text(go(&old, &[0x0c, 0xe2, 0x01])), "12:34:04"); // 123404
+                                                                     // -01:00:00 is -10000, 0xffd8f0 in 24 bits: 16767216 for go-mysql.
+        assert_eq!(text(go(&old, &[0xf0, 0xd8, 0xff])), "1676:72:16");
+        assert_eq!(text(one(&old, &[0xf0, 0xd8, 0xff]).unwrap()), "-01:00:00");
+    }
+
+    #[test]
+    fn go_timestamp_is_local_time_without_zone() {
+        let zone = crate::govalues::local_zone();
+        let secs = 1_709_214_301u32; // 2024-02-29T13:45:01Z
+        let off = i64::from(zone.offset_at(i64::from(secs)));
+        let local = time::OffsetDateTime::from_unix_timestamp(i64::from(secs) + off).unwrap();
+        let expected = format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.120",
+            local.year(),
+            u8::from(local.month()),
+            local.day(),
+            local.hour(),
+            local.minute(),
+            local.second()
+        );
+        let t = col(ColumnKind::Timestamp2 { fsp: 3 });
+        assert_eq!(text(go(&t, &timestamp2_bytes(secs, 120_000, 3))), expected);
+        assert_eq!(
+            text(go(&t, &timestamp2_bytes(0, 0, 3))),
+            "0000-00-00 00:00:00.000"
+        );
+        let t0 = col(ColumnKind::Timestamp { fsp: 0 });
+        assert_eq!(text(go(&t0, &0u32.to_le_bytes())), "0000-00-00 00:00:00");
+    }
+
+    #[test]
+    fn go_same_as_spec_for_numbers_decimal_dates() {
+        let d = col(ColumnKind::Decimal {
+            precision: 10,
+            scale: 2,
+        });
+        let bytes = dec_bytes("-1234.50", 10, 2);
+        assert_eq!(go(&d, &bytes), one(&d, &bytes).unwrap());
+        assert_eq!(text(go(&d, &bytes)), "-1234.50");
+        let dt = col(ColumnKind::DateTime2 { fsp: 3 });
+        let b = datetime2_bytes(2024, 2, 29, 13, 45, 1, 120_000, 3);
+        assert_eq!(text(go(&dt, &b)), "2024-02-29 13:45:01.120");
+        assert_eq!(go(&col(ColumnKind::Year), &[0]), Value::Int(0));
+        assert_eq!(
+            go(&col(ColumnKind::Float), &1.1f32.to_le_bytes()),
+            Value::Float(1.1)
+        );
+    }
+
+    #[test]
+    fn go_json_is_the_text_go_marshals() {
+        let doc = Jb::Obj(vec![
+            ("b".into(), Jb::F64(1.0)),
+            ("a".into(), Jb::Str("<x>".into())),
+        ])
+        .doc(false);
+        let mut b = (doc.len() as u32).to_le_bytes().to_vec();
+        b.extend_from_slice(&doc);
+        let c = col(ColumnKind::Json { len_bytes: 4 });
+        assert_eq!(
+            go(&c, &b),
+            Value::Text(r#"{"a":"\u003cx\u003e","b":1}"#.into())
+        );
+        assert_eq!(go(&c, &[0, 0, 0, 0]), Value::Bytes(Vec::new()));
+        // Opaque values as go-mysql's decodeOpaque: DECIMAL as its string, DATETIME with
+        // six fraction digits, TIME 0 as "00:00:00", other types as a Go string.
+        let mut dec = vec![10u8, 2];
+        dec.extend(dec_bytes("1.50", 10, 2));
+        let ymd: i64 = ((2024 * 13 + 2) << 5) | 29;
+        let hms: i64 = (13 << 12) | (45 << 6) | 1;
+        let dt = ((((ymd << 17) | hms) << 24) | 500_000)
+            .to_le_bytes()
+            .to_vec();
+        let doc = Jb::Arr(vec![
+            Jb::Opaque(T_NEWDECIMAL, dec),
+            Jb::Opaque(T_DATETIME, dt),
+            Jb::Opaque(T_TIME, vec![0; 8]),
+            Jb::Opaque(T_VARCHAR, b"a\xff".to_vec()),
+            Jb::F64(0.5),
+        ])
+        .doc(false);
+        let mut b = (doc.len() as u32).to_le_bytes().to_vec();
+        b.extend_from_slice(&doc);
+        assert_eq!(
+            go(&c, &b),
+            // (Go writes the replacement as the escape `\ufffd`: the same JSON.)
+            Value::Text(
+                "[\"1.50\",\"2024-02-29 13:45:01.500000\",\"00:00:00\",\"a\u{FFFD}\",0.5]".into()
+            )
+        );
     }
 }

@@ -22,13 +22,15 @@ use mysql::BinlogRequest;
 
 use crate::checkpoint::Checkpoint;
 use crate::clock::{rfc3339_utc, unix_now};
-use crate::config::Config;
+use crate::config::{Config, ValueMode};
 use crate::deadletter::{DeadLetter, DeadLetters};
-use crate::event::{BinlogPosition, ChangeKind, RowChange, TxnMeta};
+use crate::event::{BinlogPosition, ChangeKind, GoRow, RowChange, TxnMeta};
 use crate::shutdown::Signal;
 use crate::sink::{Sink, SinkClosed};
 use crate::source::connect::Connector;
-use crate::source::decode::{decode_image, decode_partial_after_image};
+use crate::source::decode::{
+    decode_image, decode_image_go, decode_partial_after_image, decode_partial_after_image_go,
+};
 use crate::source::files::{file_name, FileError, FileEvents, FilePlan};
 use crate::source::schema::{Mapped, SchemaCache, TableEntry};
 use crate::source::{compressed, payload, preflight, schema};
@@ -1049,7 +1051,12 @@ impl Reader {
         } else {
             header_ts
         };
-        let changes = match self.decode(&entry, rows, kind, &here, timestamp) {
+        // The Go tool's value shapes are decoded only for tables a `values: go` task
+        // watches; the default path does not pay for them.
+        let go = tasks
+            .iter()
+            .any(|&t| self.config.tasks[t].values == ValueMode::Go);
+        let changes = match self.decode(&entry, rows, kind, &here, timestamp, go) {
             Ok(c) => c,
             Err(msg) => {
                 self.dead_letter_event(rows, start_pos, &msg, false);
@@ -1087,6 +1094,7 @@ impl Reader {
         kind: ChangeKind,
         here: &BinlogPosition,
         timestamp: u32,
+        go: bool,
     ) -> Result<Vec<RowChange>, String> {
         let n = entry.columns.len();
         if rows.num_columns() as usize != n {
@@ -1107,7 +1115,18 @@ impl Reader {
         let mut input = rows.rows_data();
         let mut out = Vec::new();
         let mut index = 0usize;
+        // The Go tool's `timestamp` was `time.Now()` when it processed the row; one
+        // reading of the clock per rows event.
+        let processed_at = if go {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            (now.as_secs() as i64, now.subsec_nanos())
+        } else {
+            (0, 0)
+        };
         while !input.is_empty() {
+            let row_start = input;
             let before = if kind != ChangeKind::Insert {
                 Some(
                     decode_image(&entry.columns, &before_present, &mut input)
@@ -1128,6 +1147,41 @@ impl Reader {
                         .map_err(|e| e.to_string())?,
                 ),
             };
+            let go_row = if go {
+                // A second pass over the same bytes with go-mysql's rules.
+                let mut go_input = row_start;
+                let go_before = if kind != ChangeKind::Insert {
+                    Some(
+                        decode_image_go(&entry.columns, &before_present, &mut go_input)
+                            .map_err(|e| e.to_string())?,
+                    )
+                } else {
+                    None
+                };
+                let go_after = match (kind, &before) {
+                    (ChangeKind::Delete, _) => None,
+                    (_, Some(before)) if partial => Some(
+                        decode_partial_after_image_go(
+                            &entry.columns,
+                            &after_present,
+                            before,
+                            &mut go_input,
+                        )
+                        .map_err(|e| e.to_string())?,
+                    ),
+                    _ => Some(
+                        decode_image_go(&entry.columns, &after_present, &mut go_input)
+                            .map_err(|e| e.to_string())?,
+                    ),
+                };
+                Some(Box::new(GoRow {
+                    before: go_before,
+                    after: go_after,
+                    processed_at,
+                }))
+            } else {
+                None
+            };
             out.push(RowChange {
                 kind,
                 table: entry.schema.clone(),
@@ -1142,6 +1196,7 @@ impl Reader {
                 position: here.clone(),
                 timestamp,
                 gtid: self.txn_gtid.clone(),
+                go: go_row,
             });
             index += 1;
         }

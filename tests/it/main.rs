@@ -27,5 +27,6 @@ mod schema_fallback;
 mod task_filters;
 mod tls;
 mod values;
+mod values_go;
 mod values_mariadb_types;
 mod webhooks;
