@@ -130,6 +130,8 @@ impl EventFilter {
             Insert => self.insert,
             Update => self.update,
             Delete => self.delete,
+            // A backfill that was asked for is never hidden by the filter.
+            Read => true,
         }
     }
 }
@@ -148,6 +150,11 @@ pub struct Task {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The task's own signing key (`dispatcher.secret` is the default).
     pub secret: Option<SigningKey>,
+    /// `backfill: initial`: deliver the table's existing rows when the task has no
+    /// backfill progress yet (see README, Backfill).
+    pub backfill_initial: bool,
+    /// Rows per chunk of a backfill (`backfill_chunk_size`, default 1000).
+    pub backfill_chunk_size: usize,
 }
 
 /// Header values are redacted: they often carry credentials (`Authorization`), and a
@@ -168,6 +175,8 @@ impl fmt::Debug for Task {
             .field("callback_url", &self.callback_url)
             .field("headers", &headers)
             .field("secret", &self.secret)
+            .field("backfill_initial", &self.backfill_initial)
+            .field("backfill_chunk_size", &self.backfill_chunk_size)
             .finish()
     }
 }
@@ -1016,6 +1025,8 @@ section!(TaskRaw {
     callback_url: Field<String>,
     headers: Field<Headers>,
     secret: Field<SecretKey>,
+    backfill: Field<String>,
+    backfill_chunk_size: Field<Int>,
 });
 
 section!(
@@ -2044,6 +2055,18 @@ impl<'a> Conv<'a> {
         let callback_url = self.callback_url(&s.callback_url, host);
         let headers = self.headers(&s.headers);
         let secret = self.signing_key(&s.secret);
+        let backfill_initial = match self.get(&s.backfill).as_deref() {
+            None | Some("" | "none") => false,
+            Some("initial") => true,
+            Some(other) => {
+                self.invalid(
+                    &s.backfill.key,
+                    format!("{other:?} is not a backfill mode: use `initial` or `none`"),
+                );
+                false
+            }
+        };
+        let backfill_chunk_size = self.count(&s.backfill_chunk_size, 1000);
         if task_id.is_empty() {
             return None;
         }
@@ -2057,6 +2080,8 @@ impl<'a> Conv<'a> {
             callback_url: callback_url.unwrap_or_default(),
             headers,
             secret,
+            backfill_initial,
+            backfill_chunk_size,
         })
     }
 

@@ -30,7 +30,7 @@ pub fn write_envelope(out: &mut Vec<u8>, task_id: &str, change: &RowChange) {
     out.extend_from_slice(b",\"primary_id\":");
     write_primary_id(out, change);
     match change.kind {
-        ChangeKind::Insert => {
+        ChangeKind::Insert | ChangeKind::Read => {
             out.extend_from_slice(b",\"data\":");
             write_row(out, columns, change.after.as_ref());
         }

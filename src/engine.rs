@@ -190,13 +190,25 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         cfg.tasks.len()
     );
 
+    let handoff = crate::handoff::Handoff::new();
     let reader = Reader::new(
         cfg.clone(),
         stats.source.clone(),
         dead_letters,
         stop.clone(),
         start,
-    );
+    )
+    .with_handoff(handoff.clone());
+    // `backfill: initial` runs when the task starts without a checkpoint.
+    if saved.is_none() {
+        for (i, t) in cfg.tasks.iter().enumerate() {
+            if t.backfill_initial {
+                crate::backfill::spawn(cfg.clone(), i, handoff.clone(), stop.clone()).map_err(
+                    |e| EngineError::DataDir(format!("cannot start the backfill thread: {e}")),
+                )?;
+            }
+        }
+    }
     let reader_thread = std::thread::Builder::new()
         .name("binlog-reader".into())
         .spawn(move || {

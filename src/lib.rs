@@ -12,11 +12,14 @@
 //! a `stats::Metrics` snapshot; each stage owns its own counters in `stats`.
 //!
 //! Lower modules (`event`, `sink`, `config`, `stats`, `clock`, `fsutil`, `exit`,
-//! `shutdown`, `encode`, `signature`, `deadletter`, `checkpoint`) never import higher
-//! ones (`source`, `dispatch`, `engine`, `http`, `listen`, `check`). `engine` wires the
+//! `shutdown`, `encode`, `signature`, `deadletter`, `checkpoint`, `handoff`) never import
+//! higher ones (`source`, `backfill`, `dispatch`, `engine`, `http`, `listen`, `check`).
+//! `backfill` reads chunks in its own thread and reaches the reader only through
+//! `handoff`. `engine` wires the
 //! stages together; `main` calls `engine`, `check` or `listen`, which do not import
 //! each other.
 
+pub mod backfill;
 pub mod check;
 pub mod checkpoint;
 pub mod clock;
@@ -28,6 +31,7 @@ pub mod engine;
 pub mod event;
 pub mod exit;
 pub mod fsutil;
+pub mod handoff;
 pub mod http;
 pub mod listen;
 pub mod logging;

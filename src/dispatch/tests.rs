@@ -246,6 +246,8 @@ fn config(urls: &[String]) -> Config {
                 callback_url: url.parse().expect("a test URL"),
                 headers: Vec::new(),
                 secret: None,
+                backfill_initial: false,
+                backfill_chunk_size: 1000,
             })
             .collect(),
         warnings: Vec::new(),

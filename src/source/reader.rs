@@ -22,6 +22,7 @@ use crate::clock::{rfc3339_utc, unix_now};
 use crate::config::Config;
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::event::{BinlogPosition, ChangeKind, RowChange};
+use crate::handoff::Handoff;
 use crate::shutdown::Signal;
 use crate::sink::{Sink, SinkClosed};
 use crate::source::decode::decode_image;
@@ -95,6 +96,8 @@ pub struct Reader {
     /// Set while the events inside a TRANSACTION_PAYLOAD, or the uncompressed form of a
     /// MariaDB compressed event, are handled.
     inner: Option<InnerAt>,
+    /// Backfill chunks waiting for their snapshot position in the stream.
+    handoff: Option<Arc<Handoff>>,
 }
 
 /// Where an event inside a TRANSACTION_PAYLOAD sits: its own header carries no usable
@@ -144,7 +147,31 @@ impl Reader {
             session_checksum: true,
             first_event: true,
             inner: None,
+            handoff: None,
         }
+    }
+
+    /// Backfill chunks come through `handoff` and are delivered at their position.
+    pub fn with_handoff(mut self, handoff: Arc<Handoff>) -> Reader {
+        self.handoff = Some(handoff);
+        self
+    }
+
+    /// At a transaction boundary: hands over the backfill chunks whose snapshot position
+    /// the stream has reached.
+    fn hand_over_chunks(&mut self, sink: &dyn Sink) -> Result<(), SinkClosed> {
+        let Some(handoff) = &self.handoff else {
+            return Ok(());
+        };
+        let at = self.resume.position();
+        for (chunk, dropped) in handoff.due(&at) {
+            let n = chunk.rows.len();
+            for row in chunk.rows {
+                sink.deliver(chunk.task, row)?;
+            }
+            (chunk.done)(n, dropped);
+        }
+        Ok(())
     }
 
     /// Reads until stop is requested (Ok) or a fatal error. Connection problems are
@@ -247,6 +274,12 @@ impl Reader {
             };
             if let Err(end) = self.handle(&event, sink) {
                 return end;
+            }
+            // Heartbeats make this happen on a quiet server too.
+            if !self.in_txn {
+                if let Err(e) = self.hand_over_chunks(sink) {
+                    return SessionEnd::Fatal(ReaderError::SinkClosed(e));
+                }
             }
             if !self.in_txn && self.stop.is_raised() {
                 self.flush_stats();
@@ -672,6 +705,11 @@ impl Reader {
         }
         for change in changes {
             let change = Arc::new(change);
+            if let Some(h) = &self.handoff {
+                for &task in &entry.tasks {
+                    h.observe(task, &change);
+                }
+            }
             for &task in &tasks {
                 sink.deliver(task, change.clone())
                     .map_err(ReaderError::SinkClosed)?;

@@ -12,6 +12,7 @@
 
 mod harness;
 
+mod backfill;
 mod check_command;
 mod compressed_binlog;
 mod config_files;

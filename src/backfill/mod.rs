@@ -1,0 +1,349 @@
+//! Backfill: delivers the rows a table already has, chunk by chunk in primary-key
+//! order, consistently with the live stream and without locking the table.
+//!
+//! One thread per backfill. Each chunk is read inside its own
+//! `START TRANSACTION WITH CONSISTENT SNAPSHOT`, together with the exact binlog position
+//! of that snapshot (MariaDB's `binlog_snapshot_file/position`), and handed to the
+//! reader through `handoff::Handoff`, which delivers it at that position of the stream
+//! (README, "Backfill", says why that is correct). This thread never touches the sink.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mysql::consts::{ColumnFlags, ColumnType};
+use mysql::prelude::Queryable;
+
+use crate::clock::unix_now;
+use crate::config::Config;
+use crate::event::{BinlogPosition, ChangeKind, RowChange, TableSchema, Value};
+use crate::handoff::{Chunk, Handoff};
+use crate::shutdown::Signal;
+use crate::source::mysql_opts;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error("task {task}: cannot backfill {table}: {error}")]
+    Query {
+        task: String,
+        table: String,
+        #[source]
+        error: mysql::Error,
+    },
+    #[error(
+        "task {task}: cannot backfill {table}: it has no primary key (a backfill pages by the \
+         primary key; add one, or leave `backfill` unset for this task)"
+    )]
+    NoPrimaryKey { task: String, table: String },
+    #[error(
+        "task {task}: cannot backfill: the server does not report binlog_snapshot_file/position \
+         (MariaDB 10.x and later do; a consistent backfill needs them)"
+    )]
+    NoSnapshotPosition { task: String },
+}
+
+/// Progress of one backfill, shared with the thread that reports it.
+#[derive(Default)]
+pub struct Progress {
+    pub rows_read: AtomicU64,
+    pub rows_delivered: AtomicU64,
+    pub rows_dropped: AtomicU64,
+    pub chunks: AtomicU64,
+    pub estimated: AtomicU64,
+}
+
+/// Starts the backfill of task `task` in its own thread.
+pub fn spawn(
+    config: Arc<Config>,
+    task: usize,
+    handoff: Arc<Handoff>,
+    stop: Arc<Signal>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("backfill-{task}"))
+        .spawn(move || {
+            let progress = Arc::new(Progress::default());
+            handoff.begin();
+            let result = run(&config, task, &handoff, &stop, &progress);
+            handoff.end(task);
+            if let Err(e) = result {
+                log::error!("{e}");
+            }
+        })
+}
+
+fn run(
+    config: &Config,
+    task: usize,
+    handoff: &Handoff,
+    stop: &Signal,
+    progress: &Arc<Progress>,
+) -> Result<(), BackfillError> {
+    let t = &config.tasks[task];
+    let name = format!("`{}`.`{}`", t.database, t.table);
+    let err = |error| BackfillError::Query {
+        task: t.task_id.clone(),
+        table: name.clone(),
+        error,
+    };
+    let mut conn = mysql::Conn::new(mysql_opts(&config.database, None)).map_err(err)?;
+    // TIMESTAMP values come in UTC, as the SPEC wants them.
+    conn.query_drop("SET time_zone = '+00:00'").map_err(err)?;
+    let columns: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? \
+             AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (&t.database, &t.table),
+        )
+        .map_err(err)?;
+    let key_names: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? \
+             AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+            (&t.database, &t.table),
+        )
+        .map_err(err)?;
+    let primary_key: Vec<usize> = key_names
+        .iter()
+        .filter_map(|k| columns.iter().position(|c| c == k))
+        .collect();
+    if primary_key.is_empty() {
+        return Err(BackfillError::NoPrimaryKey {
+            task: t.task_id.clone(),
+            table: name,
+        });
+    }
+    let estimated: Option<u64> = conn
+        .exec_first(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? \
+             AND TABLE_NAME = ?",
+            (&t.database, &t.table),
+        )
+        .map_err(err)?
+        .flatten();
+    progress.estimated.store(estimated.unwrap_or(0), Relaxed);
+    let schema = Arc::new(TableSchema {
+        database: t.database.clone(),
+        table: t.table.clone(),
+        columns: columns.clone(),
+        primary_key: primary_key.clone(),
+    });
+    let quote = |c: &str| format!("`{}`", c.replace('`', "``"));
+    let list: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    let keys: Vec<String> = key_names.iter().map(|c| quote(c)).collect();
+    let order = keys.join(", ");
+    let chunk_size = t.backfill_chunk_size.max(1);
+    let first = format!(
+        "SELECT {} FROM {name} ORDER BY {order} LIMIT {chunk_size}",
+        list.join(", ")
+    );
+    // The whole key tuple: a composite key whose first column has few values still
+    // gives bounded chunks.
+    let marks = vec!["?"; keys.len()].join(", ");
+    let next = format!(
+        "SELECT {} FROM {name} WHERE ({order}) > ({marks}) ORDER BY {order} LIMIT {chunk_size}",
+        list.join(", ")
+    );
+    log::info!(
+        "task {}: backfill of {name} started ({} rows estimated, chunks of {chunk_size})",
+        t.task_id,
+        estimated.unwrap_or(0)
+    );
+    let started = Instant::now();
+    let mut last_log = Instant::now();
+    let mut last_key: Option<Vec<mysql::Value>> = None;
+    let kind = ChangeKind::Read;
+    loop {
+        if stop.is_raised() {
+            log::info!("task {}: backfill stopped by shutdown", t.task_id);
+            return Ok(());
+        }
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .map_err(err)?;
+        let status: Vec<(String, String)> = conn
+            .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            .map_err(err)?;
+        let file = status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("binlog_snapshot_file"))
+            .map(|(_, v)| v.clone());
+        let pos = status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("binlog_snapshot_position"))
+            .and_then(|(_, v)| v.parse::<u64>().ok());
+        let (Some(file), Some(pos)) = (file, pos) else {
+            return Err(BackfillError::NoSnapshotPosition {
+                task: t.task_id.clone(),
+            });
+        };
+        let at = BinlogPosition::new(file, pos);
+        let result = match &last_key {
+            None => conn.exec_iter(first.as_str(), ()),
+            Some(k) => conn.exec_iter(next.as_str(), k.clone()),
+        }
+        .map_err(err)?;
+        let cols = result.columns();
+        let cols = cols.as_ref().to_vec();
+        let mut rows: Vec<Vec<mysql::Value>> = Vec::new();
+        for row in result {
+            rows.push(row.map_err(err)?.unwrap());
+        }
+        conn.query_drop("COMMIT").map_err(err)?;
+        let n = rows.len();
+        if let Some(last) = rows.last() {
+            last_key = Some(primary_key.iter().map(|&i| last[i].clone()).collect());
+        }
+        let now = unix_now().max(0) as u32;
+        let changes: Vec<Arc<RowChange>> = rows
+            .into_iter()
+            .map(|raw| {
+                let image: Vec<Option<Value>> = raw
+                    .into_iter()
+                    .zip(&cols)
+                    .map(|(v, c)| Some(convert(v, c)))
+                    .collect();
+                let id = format!(
+                    "read:{}:{}",
+                    t.task_id,
+                    primary_key
+                        .iter()
+                        .map(|&i| match &image[i] {
+                            Some(v) => value_text(v),
+                            None => String::new(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                Arc::new(RowChange {
+                    kind,
+                    table: schema.clone(),
+                    before: None,
+                    after: Some(image),
+                    id,
+                    position: at.clone(),
+                    timestamp: now,
+                    gtid: None,
+                })
+            })
+            .collect();
+        progress.rows_read.fetch_add(n as u64, Relaxed);
+        progress.chunks.fetch_add(1, Relaxed);
+        let p = progress.clone();
+        let chunk = Chunk {
+            task,
+            at,
+            rows: changes,
+            done: Box::new(move |delivered, dropped| {
+                p.rows_delivered.fetch_add(delivered as u64, Relaxed);
+                p.rows_dropped.fetch_add(dropped as u64, Relaxed);
+            }),
+        };
+        if n > 0 && !handoff.submit(chunk, &|| stop.is_raised()) {
+            return Ok(());
+        }
+        if last_log.elapsed().as_secs() >= 5 || n < chunk_size {
+            last_log = Instant::now();
+            let done = progress.rows_read.load(Relaxed);
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let rate = done as f64 / secs;
+            let est = progress.estimated.load(Relaxed);
+            let eta = if rate > 0.0 && est > done {
+                (est - done) as f64 / rate
+            } else {
+                0.0
+            };
+            log::info!(
+                "task {}: backfill of {name}: {done} of ~{est} rows read, {:.0} rows/s, ETA {:.0}s, \
+                 {} delivered, {} superseded by newer changes",
+                t.task_id,
+                rate,
+                eta,
+                progress.rows_delivered.load(Relaxed),
+                progress.rows_dropped.load(Relaxed)
+            );
+        }
+        if n < chunk_size {
+            log::info!(
+                "task {}: backfill of {name} read all {} rows in {} chunks",
+                t.task_id,
+                progress.rows_read.load(Relaxed),
+                progress.chunks.load(Relaxed)
+            );
+            return Ok(());
+        }
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Text(t) => t.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn fraction(us: u32, decimals: u8) -> String {
+    let d = usize::from(decimals.min(6));
+    if d == 0 {
+        return String::new();
+    }
+    let s = format!("{us:06}");
+    format!(".{}", &s[..d])
+}
+
+/// A value of the binary protocol in the shape the binlog decoder gives the same
+/// column (SPEC section 3), so that both encode identically.
+fn convert(v: mysql::Value, c: &mysql::Column) -> Value {
+    use mysql::Value as M;
+    let ty = c.column_type();
+    match v {
+        M::NULL => Value::Null,
+        M::Int(i) => Value::Int(i),
+        M::UInt(u) => Value::UInt(u),
+        M::Float(f) => Value::Float(f),
+        M::Double(d) => Value::Double(d),
+        M::Date(y, mo, d, h, mi, s, us) => match ty {
+            ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => {
+                Value::Text(format!("{y:04}-{mo:02}-{d:02}"))
+            }
+            ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
+                Value::Text(format!(
+                    "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}Z",
+                    fraction(us, c.decimals())
+                ))
+            }
+            _ => Value::Text(format!(
+                "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}{}",
+                fraction(us, c.decimals())
+            )),
+        },
+        M::Time(neg, days, h, mi, s, us) => Value::Text(format!(
+            "{}{:02}:{mi:02}:{s:02}{}",
+            if neg { "-" } else { "" },
+            u32::from(h) + days * 24,
+            fraction(us, c.decimals())
+        )),
+        M::Bytes(b) => match ty {
+            ColumnType::MYSQL_TYPE_BIT => {
+                Value::UInt(b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x)))
+            }
+            ColumnType::MYSQL_TYPE_STRING
+            | ColumnType::MYSQL_TYPE_VAR_STRING
+            | ColumnType::MYSQL_TYPE_VARCHAR
+            | ColumnType::MYSQL_TYPE_BLOB
+            | ColumnType::MYSQL_TYPE_TINY_BLOB
+            | ColumnType::MYSQL_TYPE_MEDIUM_BLOB
+            | ColumnType::MYSQL_TYPE_LONG_BLOB
+            | ColumnType::MYSQL_TYPE_GEOMETRY
+                if c.character_set() == 63
+                    && !c
+                        .flags()
+                        .intersects(ColumnFlags::ENUM_FLAG | ColumnFlags::SET_FLAG) =>
+            {
+                Value::Bytes(b)
+            }
+            _ => Value::Text(String::from_utf8_lossy(&b).into_owned()),
+        },
+    }
+}

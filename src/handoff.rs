@@ -1,0 +1,171 @@
+//! Where a backfill's chunks meet the binlog stream: the watermark hand-off.
+//!
+//! A backfill reads each chunk in a consistent snapshot whose exact binlog position `P`
+//! it knows (`binlog_snapshot_file/position`). The chunk is the table as of `P`, so it
+//! belongs in the stream exactly at `P`: the reader thread (the only one that hands
+//! changes to the sink) delivers it at the first transaction boundary at or after `P`.
+//! If the reader had already passed `P` when the chunk arrived, the changes it read
+//! after `P` are newer than the chunk: their keys are recorded while a backfill is
+//! active and the chunk's rows with such a key are dropped (the stream already carries
+//! their newer state). README, "Backfill", has the whole argument.
+//!
+//! Plain data and a mutex; no I/O. The reader and the backfill thread know only this.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::event::{BinlogPosition, RowChange, Value};
+
+/// A chunk of backfilled rows, to be delivered at `at`.
+pub struct Chunk {
+    pub task: usize,
+    pub at: BinlogPosition,
+    pub rows: Vec<Arc<RowChange>>,
+    /// Called by the reader after the chunk was handed to the sink, with the number
+    /// of rows handed over and dropped.
+    pub done: Box<dyn FnOnce(usize, usize) + Send>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Backfills running: while any is, the reader records changed keys.
+    active: usize,
+    pending: VecDeque<Chunk>,
+    /// (position of the rows event, task, key) of changes read while active.
+    changed: Vec<(BinlogPosition, usize, String)>,
+    /// Per task, the snapshot position of its latest chunk: a backfill's snapshots
+    /// only move forward, so changes at or before it can never drop a row again.
+    floor: std::collections::HashMap<usize, BinlogPosition>,
+}
+
+#[derive(Default)]
+pub struct Handoff {
+    inner: Mutex<Inner>,
+    room: Condvar,
+}
+
+/// How many chunks may wait for the reader: bounds a backfill's memory.
+const MAX_PENDING: usize = 4;
+
+/// The primary key of a row as comparable text: the same key read from a snapshot and
+/// decoded from the binlog must compare equal whatever integer width was used.
+pub fn key_text(table_pk: &[usize], row: &[Option<Value>]) -> String {
+    let mut out = String::new();
+    for &i in table_pk {
+        match row.get(i) {
+            Some(Some(Value::Int(v))) => out.push_str(&v.to_string()),
+            Some(Some(Value::UInt(v))) => out.push_str(&v.to_string()),
+            Some(Some(Value::Text(t))) => out.push_str(&format!("{t:?}")),
+            Some(Some(Value::Bytes(b))) => out.push_str(&format!("{b:?}")),
+            Some(Some(v)) => out.push_str(&format!("{v:?}")),
+            Some(None) | None => out.push('?'),
+        }
+        out.push('\u{1f}');
+    }
+    out
+}
+
+impl Handoff {
+    pub fn new() -> Arc<Handoff> {
+        Arc::new(Handoff::default())
+    }
+
+    /// A backfill starts: from now on the reader records changed keys. Called before
+    /// its first snapshot, so every change after any of its snapshot positions is
+    /// recorded.
+    pub fn begin(&self) {
+        self.inner.lock().active += 1;
+    }
+
+    pub fn end(&self, task: usize) {
+        let mut g = self.inner.lock();
+        g.active = g.active.saturating_sub(1);
+        if !g.pending.iter().any(|c| c.task == task) {
+            g.floor.remove(&task);
+        }
+        if g.active == 0 && g.pending.is_empty() {
+            g.changed.clear();
+        }
+    }
+
+    /// Queues a chunk for the reader; waits while too many are queued. Returns false
+    /// when `give_up` says to stop waiting.
+    pub fn submit(&self, chunk: Chunk, give_up: &dyn Fn() -> bool) -> bool {
+        let mut g = self.inner.lock();
+        while g.pending.len() >= MAX_PENDING {
+            if give_up() {
+                return false;
+            }
+            self.room
+                .wait_for(&mut g, std::time::Duration::from_millis(200));
+        }
+        g.floor.insert(chunk.task, chunk.at.clone());
+        g.pending.push_back(chunk);
+        true
+    }
+
+    /// The reader read a change of `task` at `at` (before handing it to the sink).
+    pub fn observe(&self, task: usize, change: &RowChange) {
+        let mut g = self.inner.lock();
+        if g.active == 0 && g.pending.is_empty() {
+            return;
+        }
+        let pk = &change.table.primary_key;
+        for image in [change.before.as_ref(), change.after.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let key = key_text(pk, image);
+            g.changed.push((change.position.clone(), task, key));
+        }
+    }
+
+    /// The reader is at a transaction boundary `at`: takes the chunks due there, each
+    /// with the rows to deliver (the others dropped). The caller hands them to the sink
+    /// in order, then calls each chunk's `done`.
+    pub fn due(&self, at: &BinlogPosition) -> Vec<(Chunk, usize)> {
+        let mut g = self.inner.lock();
+        if g.pending.is_empty() {
+            if g.active == 0 {
+                g.changed.clear();
+            }
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        while g.pending.front().is_some_and(|c| c.at <= *at) {
+            let Some(mut chunk) = g.pending.pop_front() else {
+                break;
+            };
+            let before = chunk.rows.len();
+            let task = chunk.task;
+            let since = chunk.at.clone();
+            let changed: std::collections::HashSet<&str> = g
+                .changed
+                .iter()
+                .filter(|(p, t, _)| *t == task && *p > since)
+                .map(|(_, _, k)| k.as_str())
+                .collect();
+            if !changed.is_empty() {
+                chunk.rows.retain(|r| match r.after.as_ref() {
+                    Some(img) => !changed.contains(key_text(&r.table.primary_key, img).as_str()),
+                    None => true,
+                });
+            }
+            let dropped = before - chunk.rows.len();
+            out.push((chunk, dropped));
+        }
+        // Keys at or before the oldest snapshot a task can still hand over are done.
+        let mut oldest = g.floor.clone();
+        for c in &g.pending {
+            if oldest.get(&c.task).is_none_or(|p| c.at < *p) {
+                oldest.insert(c.task, c.at.clone());
+            }
+        }
+        g.changed
+            .retain(|(p, t, _)| oldest.get(t).is_none_or(|floor| *p > *floor));
+        self.room.notify_all();
+        out
+    }
+}

@@ -1,0 +1,223 @@
+//! Backfill (issue 10): the rows a table already has, delivered as `read` events at the
+//! binlog position of the snapshot they were read in, so that a receiver applying events
+//! in delivery order per key ends with the table, whatever is written meanwhile.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql::prelude::Queryable;
+use serde_json::Value;
+
+use crate::harness::{poll_until, MariaDb, Pikachu, Receiver, Setup};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn backfill_task(id: &str, table: &str, url: &str, chunk: usize) -> String {
+    format!(
+        "  - task_id: {id}\n    table_name: {table}\n    events: [insert, update, delete]\n    \
+         callback_url: \"{url}\"\n    backfill: initial\n    backfill_chunk_size: {chunk}\n"
+    )
+}
+
+/// What a receiver holds after applying `events` in order: key → row.
+fn apply(events: &[Value], key: &[&str]) -> BTreeMap<String, Value> {
+    let mut state = BTreeMap::new();
+    for e in events {
+        let row = match e["event"].as_str() {
+            Some("insert" | "read" | "delete") => &e["data"],
+            Some("update") => &e["new_data"],
+            other => panic!("unexpected event {other:?}: {e}"),
+        };
+        let k = |row: &Value| {
+            key.iter()
+                .map(|c| row[*c].to_string())
+                .collect::<Vec<_>>()
+                .join("|")
+        };
+        if e["event"] == "update" {
+            state.remove(&k(&e["old_data"]));
+        }
+        if e["event"] == "delete" {
+            state.remove(&k(row));
+        } else {
+            state.insert(k(row), row.clone());
+        }
+    }
+    state
+}
+
+/// The table as the receiver should hold it (every column is INT here).
+fn table_state(db: &MariaDb, sql: &str, columns: &[&str], key: &[&str]) -> BTreeMap<String, Value> {
+    let mut state = BTreeMap::new();
+    for row in db.query_strings(sql) {
+        let mut obj = serde_json::Map::new();
+        for (c, v) in columns.iter().zip(row) {
+            let v = match v {
+                None => Value::Null,
+                Some(s) => s
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or(Value::String(s)),
+            };
+            obj.insert(c.to_string(), v);
+        }
+        let obj = Value::Object(obj);
+        let k = key
+            .iter()
+            .map(|c| obj[*c].to_string())
+            .collect::<Vec<_>>()
+            .join("|");
+        state.insert(k, obj);
+    }
+    state
+}
+
+#[test]
+fn backfill_under_concurrent_writes_ends_with_the_table() {
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, v INT NOT NULL)");
+    let values: Vec<String> = (1..=3000).map(|i| format!("({i}, 0)")).collect();
+    db.exec(&format!(
+        "INSERT INTO shop.items VALUES {}",
+        values.join(",")
+    ));
+    let rx = Receiver::always(200);
+    let setup = Setup::new(
+        &db,
+        "shop",
+        &backfill_task("items", "items", &rx.url("/i"), 50),
+        "",
+    );
+    let p = Pikachu::spawn(&setup, &[]);
+
+    // A writer updating, deleting and inserting rows all over the key range while the
+    // backfill reads its 60 chunks.
+    let running = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let running = running.clone();
+        let mut conn = db.conn();
+        std::thread::spawn(move || {
+            let mut n: i64 = 0;
+            while running.load(Ordering::SeqCst) || n < 300 {
+                n += 1;
+                let id = (n * 7919) % 3000 + 1;
+                let sql = match n % 3 {
+                    0 => format!("UPDATE shop.items SET v = v + 1 WHERE id = {id}"),
+                    1 => format!("DELETE FROM shop.items WHERE id = {id}"),
+                    _ => format!(
+                        "INSERT INTO shop.items VALUES ({id}, {n}) ON DUPLICATE KEY UPDATE v = {n}"
+                    ),
+                };
+                conn.query_drop(sql).unwrap();
+                if n % 50 == 0 {
+                    // Also rows past the end of the table, where the last chunk reads.
+                    conn.query_drop(format!("INSERT INTO shop.items VALUES ({}, 1)", 3000 + n))
+                        .unwrap();
+                }
+            }
+        })
+    };
+    p.wait_for_log("backfill of `shop`.`items` read all", WAIT);
+    running.store(false, Ordering::SeqCst);
+    writer.join().unwrap();
+
+    let want = table_state(&db, "SELECT id, v FROM shop.items", &["id", "v"], &["id"]);
+    let done = poll_until(WAIT, || apply(&rx.events(), &["id"]) == want);
+    let got = apply(&rx.events(), &["id"]);
+    let missing: Vec<_> = want
+        .keys()
+        .filter(|k| !got.contains_key(*k))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = got
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .take(5)
+        .collect();
+    let differ: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
+        .take(5)
+        .collect();
+    assert!(
+        done,
+        "receiver state differs from the table: {} vs {} rows; missing {missing:?}, extra {extra:?}, \
+         differ {differ:?}\nlog:\n{}",
+        got.len(),
+        want.len(),
+        p.log()
+    );
+    let reads = rx.events().iter().filter(|e| e["event"] == "read").count();
+    assert!(reads > 2000, "only {reads} read events");
+    setup.assert_no_dead_letters();
+}
+
+#[test]
+fn composite_key_is_paged_by_the_whole_tuple() {
+    let db = MariaDb::start();
+    // The first key column has two values: paging by it alone would not bound chunks.
+    db.exec(
+        "CREATE DATABASE shop; CREATE TABLE shop.pairs (a INT, b INT, v INT, PRIMARY KEY (a, b))",
+    );
+    let values: Vec<String> = (0..500).map(|i| format!("({}, {i}, {i})", i % 2)).collect();
+    db.exec(&format!(
+        "INSERT INTO shop.pairs VALUES {}",
+        values.join(",")
+    ));
+    let rx = Receiver::always(200);
+    let setup = Setup::new(
+        &db,
+        "shop",
+        &backfill_task("pairs", "pairs", &rx.url("/p"), 7),
+        "",
+    );
+    let p = Pikachu::spawn(&setup, &[]);
+    p.wait_for_log(
+        "backfill of `shop`.`pairs` read all 500 rows in 72 chunks",
+        WAIT,
+    );
+    db.exec("UPDATE shop.pairs SET v = -1 WHERE b = 3");
+    let want = table_state(
+        &db,
+        "SELECT a, b, v FROM shop.pairs",
+        &["a", "b", "v"],
+        &["a", "b"],
+    );
+    assert!(
+        poll_until(WAIT, || apply(&rx.events(), &["a", "b"]) == want),
+        "receiver state differs from the table; log:\n{}",
+        p.log()
+    );
+    let first = rx
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "read")
+        .unwrap();
+    assert_eq!(first["data"]["a"], 0, "{first}");
+    assert!(
+        first["id"].as_str().unwrap().starts_with("read:pairs:"),
+        "{first}"
+    );
+}
+
+#[test]
+fn table_without_primary_key_is_refused_with_a_clear_error() {
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.logs (msg VARCHAR(20)); INSERT INTO shop.logs VALUES ('x')");
+    let rx = Receiver::always(200);
+    let setup = Setup::new(
+        &db,
+        "shop",
+        &backfill_task("logs", "logs", &rx.url("/l"), 10),
+        "",
+    );
+    let p = Pikachu::spawn(&setup, &[]);
+    p.wait_for_log("cannot backfill `shop`.`logs`: it has no primary key", WAIT);
+    // The stream goes on.
+    db.exec("INSERT INTO shop.logs VALUES ('y')");
+    let events = rx.wait_for_events(1, WAIT);
+    assert_eq!(events[0]["event"], "insert");
+    assert_eq!(events[0]["data"]["msg"], "y");
+}
