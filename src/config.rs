@@ -155,6 +155,8 @@ pub struct Task {
     pub backfill_initial: bool,
     /// Rows per chunk of a backfill (`backfill_chunk_size`, default 1000).
     pub backfill_chunk_size: usize,
+    /// Throttle of a backfill (`backfill_rows_per_second`); 0: as fast as it can.
+    pub backfill_rows_per_second: usize,
 }
 
 /// Header values are redacted: they often carry credentials (`Authorization`), and a
@@ -177,6 +179,7 @@ impl fmt::Debug for Task {
             .field("secret", &self.secret)
             .field("backfill_initial", &self.backfill_initial)
             .field("backfill_chunk_size", &self.backfill_chunk_size)
+            .field("backfill_rows_per_second", &self.backfill_rows_per_second)
             .finish()
     }
 }
@@ -1027,6 +1030,7 @@ section!(TaskRaw {
     secret: Field<SecretKey>,
     backfill: Field<String>,
     backfill_chunk_size: Field<Int>,
+    backfill_rows_per_second: Field<Int>,
 });
 
 section!(
@@ -2067,6 +2071,7 @@ impl<'a> Conv<'a> {
             }
         };
         let backfill_chunk_size = self.count(&s.backfill_chunk_size, 1000);
+        let backfill_rows_per_second = self.count(&s.backfill_rows_per_second, 0);
         if task_id.is_empty() {
             return None;
         }
@@ -2082,6 +2087,7 @@ impl<'a> Conv<'a> {
             secret,
             backfill_initial,
             backfill_chunk_size,
+            backfill_rows_per_second,
         })
     }
 

@@ -199,14 +199,38 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         start,
     )
     .with_handoff(handoff.clone());
-    // `backfill: initial` runs when the task starts without a checkpoint.
-    if saved.is_none() {
-        for (i, t) in cfg.tasks.iter().enumerate() {
-            if t.backfill_initial {
-                crate::backfill::spawn(cfg.clone(), i, handoff.clone(), stop.clone()).map_err(
-                    |e| EngineError::DataDir(format!("cannot start the backfill thread: {e}")),
-                )?;
+    // `backfill: initial` starts when the task starts without a checkpoint, and goes
+    // on after a restart until its progress says it finished.
+    let progress = Arc::new(crate::backfill::progress::ProgressFile::open(&cfg.data_dir));
+    let safe_tracker = tracker.clone();
+    let resume = crate::backfill::Resume {
+        progress: progress.clone(),
+        safe_point: Arc::new(move || safe_tracker.safe_point().position()),
+    };
+    for (i, t) in cfg.tasks.iter().enumerate() {
+        if !t.backfill_initial {
+            continue;
+        }
+        let run = match (progress.get(&t.task_id), &saved) {
+            (_, None) => {
+                let fresh = crate::backfill::progress::TaskProgress::default();
+                progress
+                    .set(&t.task_id, fresh)
+                    .map_err(|e| EngineError::DataDir(e.to_string()))?;
+                true
             }
+            (Some(p), Some(_)) => !p.done,
+            (None, Some(_)) => false,
+        };
+        if run {
+            crate::backfill::spawn(
+                cfg.clone(),
+                i,
+                handoff.clone(),
+                stop.clone(),
+                resume.clone(),
+            )
+            .map_err(|e| EngineError::DataDir(format!("cannot start the backfill thread: {e}")))?;
         }
     }
     let reader_thread = std::thread::Builder::new()

@@ -18,14 +18,18 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::event::{BinlogPosition, RowChange, Value};
 
+/// Rows handed over, rows dropped, the boundary they follow.
+pub type ChunkDone = Box<dyn FnOnce(usize, usize, &BinlogPosition) + Send>;
+
 /// A chunk of backfilled rows, to be delivered at `at`.
 pub struct Chunk {
     pub task: usize,
     pub at: BinlogPosition,
     pub rows: Vec<Arc<RowChange>>,
     /// Called by the reader after the chunk was handed to the sink, with the number
-    /// of rows handed over and dropped.
-    pub done: Box<dyn FnOnce(usize, usize) + Send>,
+    /// of rows handed over and dropped, and the transaction boundary the rows follow:
+    /// once the checkpoint is past it, the rows were delivered.
+    pub done: ChunkDone,
 }
 
 #[derive(Default)]

@@ -21,6 +21,21 @@ use crate::handoff::{Chunk, Handoff};
 use crate::shutdown::Signal;
 use crate::source::mysql_opts;
 
+pub mod progress;
+use progress::{KeyValue, ProgressFile, TaskProgress};
+
+/// What a backfill needs to be resumable: where its progress is kept and how far the
+/// checkpoint is (rows handed over before a boundary the checkpoint passed were
+/// delivered or dead-lettered).
+#[derive(Clone)]
+pub struct Resume {
+    pub progress: Arc<ProgressFile>,
+    pub safe_point: Arc<dyn Fn() -> BinlogPosition + Send + Sync>,
+}
+
+/// Chunks handed to the sink but not yet known delivered: (boundary, last key, rows).
+type Handed = Arc<parking_lot::Mutex<Vec<(BinlogPosition, Vec<KeyValue>, u64)>>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {
     #[error("task {task}: cannot backfill {table}: {error}")]
@@ -35,6 +50,8 @@ pub enum BackfillError {
          primary key; add one, or leave `backfill` unset for this task)"
     )]
     NoPrimaryKey { task: String, table: String },
+    #[error(transparent)]
+    Progress(#[from] progress::ProgressError),
     #[error(
         "task {task}: cannot backfill: the server does not report binlog_snapshot_file/position \
          (MariaDB 10.x and later do; a consistent backfill needs them)"
@@ -58,13 +75,14 @@ pub fn spawn(
     task: usize,
     handoff: Arc<Handoff>,
     stop: Arc<Signal>,
+    resume: Resume,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("backfill-{task}"))
         .spawn(move || {
             let progress = Arc::new(Progress::default());
             handoff.begin();
-            let result = run(&config, task, &handoff, &stop, &progress);
+            let result = run(&config, task, &handoff, &stop, &progress, &resume);
             handoff.end(task);
             if let Err(e) = result {
                 log::error!("{e}");
@@ -78,8 +96,26 @@ fn run(
     handoff: &Handoff,
     stop: &Signal,
     progress: &Arc<Progress>,
+    resume: &Resume,
 ) -> Result<(), BackfillError> {
     let t = &config.tasks[task];
+    let saved = resume.progress.get(&t.task_id).unwrap_or_default();
+    let mut confirmed = saved.clone();
+    let handed: Handed = Arc::default();
+    // Saves the last key whose chunk the checkpoint has passed.
+    let confirm = |confirmed: &mut TaskProgress| -> Result<bool, BackfillError> {
+        let safe = (resume.safe_point)();
+        let mut h = handed.lock();
+        let n = h.iter().take_while(|(at, _, _)| *at < safe).count();
+        if n > 0 {
+            for (_, key, rows) in h.drain(..n) {
+                confirmed.after = Some(key);
+                confirmed.rows += rows;
+            }
+            resume.progress.set(&t.task_id, confirmed.clone())?;
+        }
+        Ok(h.is_empty())
+    };
     let name = format!("`{}`.`{}`", t.database, t.table);
     let err = |error| BackfillError::Query {
         task: t.task_id.clone(),
@@ -151,7 +187,18 @@ fn run(
     );
     let started = Instant::now();
     let mut last_log = Instant::now();
-    let mut last_key: Option<Vec<mysql::Value>> = None;
+    let mut last_key: Option<Vec<mysql::Value>> = saved
+        .after
+        .as_ref()
+        .map(|k| k.iter().map(KeyValue::to_mysql).collect());
+    if last_key.is_some() {
+        log::info!(
+            "task {}: resuming the backfill of {name} after the last delivered chunk ({} rows \
+             delivered before)",
+            t.task_id,
+            saved.rows
+        );
+    }
     let kind = ChangeKind::Read;
     loop {
         if stop.is_raised() {
@@ -229,17 +276,31 @@ fn run(
         progress.rows_read.fetch_add(n as u64, Relaxed);
         progress.chunks.fetch_add(1, Relaxed);
         let p = progress.clone();
+        let h = handed.clone();
+        let key: Vec<KeyValue> = last_key
+            .as_ref()
+            .map(|k| k.iter().map(KeyValue::from_mysql).collect())
+            .unwrap_or_default();
         let chunk = Chunk {
             task,
             at,
             rows: changes,
-            done: Box::new(move |delivered, dropped| {
+            done: Box::new(move |delivered, dropped, boundary| {
                 p.rows_delivered.fetch_add(delivered as u64, Relaxed);
                 p.rows_dropped.fetch_add(dropped as u64, Relaxed);
+                h.lock().push((boundary.clone(), key, n as u64));
             }),
         };
         if n > 0 && !handoff.submit(chunk, &|| stop.is_raised()) {
             return Ok(());
+        }
+        confirm(&mut confirmed)?;
+        if t.backfill_rows_per_second > 0 {
+            let due = progress.rows_read.load(Relaxed) as f64 / t.backfill_rows_per_second as f64;
+            let ahead = due - started.elapsed().as_secs_f64();
+            if ahead > 0.0 && !stop.sleep(std::time::Duration::from_secs_f64(ahead)) {
+                return Ok(());
+            }
         }
         if last_log.elapsed().as_secs() >= 5 || n < chunk_size {
             last_log = Instant::now();
@@ -269,6 +330,15 @@ fn run(
                 progress.rows_read.load(Relaxed),
                 progress.chunks.load(Relaxed)
             );
+            // Finished once the checkpoint has passed every chunk.
+            while !confirm(&mut confirmed)? {
+                if !stop.sleep(std::time::Duration::from_millis(100)) {
+                    return Ok(());
+                }
+            }
+            confirmed.done = true;
+            resume.progress.set(&t.task_id, confirmed)?;
+            log::info!("task {}: backfill of {name} finished", t.task_id);
             return Ok(());
         }
     }

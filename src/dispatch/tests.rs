@@ -248,6 +248,7 @@ fn config(urls: &[String]) -> Config {
                 secret: None,
                 backfill_initial: false,
                 backfill_chunk_size: 1000,
+                backfill_rows_per_second: 0,
             })
             .collect(),
         warnings: Vec::new(),

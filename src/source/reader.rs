@@ -169,7 +169,7 @@ impl Reader {
             for row in chunk.rows {
                 sink.deliver(chunk.task, row)?;
             }
-            (chunk.done)(n, dropped);
+            (chunk.done)(n, dropped, &at);
         }
         Ok(())
     }

@@ -221,3 +221,74 @@ fn table_without_primary_key_is_refused_with_a_clear_error() {
     assert_eq!(events[0]["event"], "insert");
     assert_eq!(events[0]["data"]["msg"], "y");
 }
+
+fn progress(setup: &Setup) -> Value {
+    std::fs::read(setup.data_dir().join("backfill.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn kill_9_during_a_backfill_resumes_after_the_last_delivered_chunk() {
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, v INT NOT NULL)");
+    let values: Vec<String> = (1..=3000).map(|i| format!("({i}, 0)")).collect();
+    db.exec(&format!(
+        "INSERT INTO shop.items VALUES {}",
+        values.join(",")
+    ));
+    let rx = Receiver::always(200);
+    let tasks =
+        backfill_task("items", "items", &rx.url("/i"), 50) + "    backfill_rows_per_second: 1000\n";
+    let setup = Setup::new(&db, "shop", &tasks, "");
+    let mut p = Pikachu::spawn(&setup, &[]);
+    // Writes, so that the checkpoint moves past the handed-over chunks.
+    let mut n = 0;
+    let reached = poll_until(WAIT, || {
+        n += 1;
+        db.exec(&format!(
+            "UPDATE shop.items SET v = v + 1 WHERE id = {}",
+            n % 3000 + 1
+        ));
+        progress(&setup)["items"]["rows"].as_u64().unwrap_or(0) >= 500
+    });
+    assert!(reached, "no progress saved; log:\n{}", p.log());
+    p.kill9();
+    let before = progress(&setup)["items"].clone();
+    assert_eq!(before["done"], false, "{before}");
+    let delivered_before = before["rows"].as_u64().unwrap();
+
+    let p2 = Pikachu::spawn(&setup, &[]);
+    p2.wait_for_log("resuming the backfill of `shop`.`items`", WAIT);
+    db.exec("DELETE FROM shop.items WHERE id = 2999; UPDATE shop.items SET v = 77 WHERE id = 1");
+    let done = poll_until(WAIT, || {
+        db.exec("UPDATE shop.items SET v = v + 1 WHERE id = 3000");
+        progress(&setup)["items"]["done"] == true
+    });
+    assert!(done, "the backfill did not finish; log:\n{}", setup.logs());
+    // The second run read only what the first had not delivered.
+    let log = p2.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("read all"))
+        .unwrap_or_else(|| panic!("no summary line:\n{log}"));
+    let read_again: u64 = line
+        .split("read all ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap();
+    // (One row of the rest was deleted meanwhile.)
+    assert!(
+        read_again < 3000 - delivered_before + 1 && read_again + 1 >= 3000 - delivered_before,
+        "{line} after {delivered_before} delivered"
+    );
+
+    let want = table_state(&db, "SELECT id, v FROM shop.items", &["id", "v"], &["id"]);
+    assert!(
+        poll_until(WAIT, || apply(&rx.events(), &["id"]) == want),
+        "receiver state differs from the table; log:\n{}",
+        setup.logs()
+    );
+}
