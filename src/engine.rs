@@ -206,6 +206,7 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
     let resume = crate::backfill::Resume {
         progress: progress.clone(),
         safe_point: Arc::new(move || safe_tracker.safe_point().position()),
+        stats: stats.backfill.clone(),
     };
     for (i, t) in cfg.tasks.iter().enumerate() {
         if !t.backfill_initial {

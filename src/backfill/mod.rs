@@ -7,7 +7,7 @@
 //! reader through `handoff::Handoff`, which delivers it at that position of the stream
 //! (README, "Backfill", says why that is correct). This thread never touches the sink.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use crate::event::{BinlogPosition, ChangeKind, RowChange, TableSchema, Value};
 use crate::handoff::{Chunk, Handoff};
 use crate::shutdown::Signal;
 use crate::source::mysql_opts;
+use crate::stats::BackfillStats;
 
 pub mod progress;
 use progress::{KeyValue, ProgressFile, TaskProgress};
@@ -31,6 +32,7 @@ use progress::{KeyValue, ProgressFile, TaskProgress};
 pub struct Resume {
     pub progress: Arc<ProgressFile>,
     pub safe_point: Arc<dyn Fn() -> BinlogPosition + Send + Sync>,
+    pub stats: Arc<BackfillStats>,
 }
 
 /// Chunks handed to the sink but not yet known delivered: (boundary, last key, rows).
@@ -59,16 +61,6 @@ pub enum BackfillError {
     NoSnapshotPosition { task: String },
 }
 
-/// Progress of one backfill, shared with the thread that reports it.
-#[derive(Default)]
-pub struct Progress {
-    pub rows_read: AtomicU64,
-    pub rows_delivered: AtomicU64,
-    pub rows_dropped: AtomicU64,
-    pub chunks: AtomicU64,
-    pub estimated: AtomicU64,
-}
-
 /// Starts the backfill of task `task` in its own thread.
 pub fn spawn(
     config: Arc<Config>,
@@ -80,11 +72,18 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("backfill-{task}"))
         .spawn(move || {
-            let progress = Arc::new(Progress::default());
+            let Some(c) = resume.stats.task(task) else {
+                return;
+            };
+            c.started.store(true, Relaxed);
+            c.running.store(true, Relaxed);
+            *c.run.lock() = (c.rows_read.load(Relaxed), Some(Instant::now()));
             handoff.begin();
-            let result = run(&config, task, &handoff, &stop, &progress, &resume);
+            let result = run(&config, task, &handoff, &stop, &resume);
             handoff.end(task);
+            c.running.store(false, Relaxed);
             if let Err(e) = result {
+                c.failures.fetch_add(1, Relaxed);
                 log::error!("{e}");
             }
         })
@@ -95,12 +94,19 @@ fn run(
     task: usize,
     handoff: &Handoff,
     stop: &Signal,
-    progress: &Arc<Progress>,
     resume: &Resume,
 ) -> Result<(), BackfillError> {
     let t = &config.tasks[task];
+    let stats = &resume.stats;
+    let Some(progress) = stats.task(task) else {
+        return Ok(());
+    };
     let saved = resume.progress.get(&t.task_id).unwrap_or_default();
     let mut confirmed = saved.clone();
+    // Rows of earlier runs count as read, so that the ETA is about what is left.
+    progress.rows_read.fetch_add(saved.rows, Relaxed);
+    *progress.run.lock() = (progress.rows_read.load(Relaxed), Some(Instant::now()));
+    let mut read_this_run = 0u64;
     let handed: Handed = Arc::default();
     // Saves the last key whose chunk the checkpoint has passed.
     let confirm = |confirmed: &mut TaskProgress| -> Result<bool, BackfillError> {
@@ -157,7 +163,9 @@ fn run(
         )
         .map_err(err)?
         .flatten();
-    progress.estimated.store(estimated.unwrap_or(0), Relaxed);
+    progress
+        .rows_estimated
+        .store(estimated.unwrap_or(0), Relaxed);
     let schema = Arc::new(TableSchema {
         database: t.database.clone(),
         table: t.table.clone(),
@@ -274,8 +282,9 @@ fn run(
             })
             .collect();
         progress.rows_read.fetch_add(n as u64, Relaxed);
+        read_this_run += n as u64;
         progress.chunks.fetch_add(1, Relaxed);
-        let p = progress.clone();
+        let p = stats.clone();
         let h = handed.clone();
         let key: Vec<KeyValue> = last_key
             .as_ref()
@@ -286,8 +295,10 @@ fn run(
             at,
             rows: changes,
             done: Box::new(move |delivered, dropped, boundary| {
-                p.rows_delivered.fetch_add(delivered as u64, Relaxed);
-                p.rows_dropped.fetch_add(dropped as u64, Relaxed);
+                if let Some(p) = p.task(task) {
+                    p.rows_delivered.fetch_add(delivered as u64, Relaxed);
+                    p.rows_superseded.fetch_add(dropped as u64, Relaxed);
+                }
                 h.lock().push((boundary.clone(), key, n as u64));
             }),
         };
@@ -296,7 +307,7 @@ fn run(
         }
         confirm(&mut confirmed)?;
         if t.backfill_rows_per_second > 0 {
-            let due = progress.rows_read.load(Relaxed) as f64 / t.backfill_rows_per_second as f64;
+            let due = read_this_run as f64 / t.backfill_rows_per_second as f64;
             let ahead = due - started.elapsed().as_secs_f64();
             if ahead > 0.0 && !stop.sleep(std::time::Duration::from_secs_f64(ahead)) {
                 return Ok(());
@@ -306,8 +317,8 @@ fn run(
             last_log = Instant::now();
             let done = progress.rows_read.load(Relaxed);
             let secs = started.elapsed().as_secs_f64().max(0.001);
-            let rate = done as f64 / secs;
-            let est = progress.estimated.load(Relaxed);
+            let rate = read_this_run as f64 / secs;
+            let est = progress.rows_estimated.load(Relaxed);
             let eta = if rate > 0.0 && est > done {
                 (est - done) as f64 / rate
             } else {
@@ -320,14 +331,14 @@ fn run(
                 rate,
                 eta,
                 progress.rows_delivered.load(Relaxed),
-                progress.rows_dropped.load(Relaxed)
+                progress.rows_superseded.load(Relaxed)
             );
         }
         if n < chunk_size {
             log::info!(
                 "task {}: backfill of {name} read all {} rows in {} chunks",
                 t.task_id,
-                progress.rows_read.load(Relaxed),
+                read_this_run,
                 progress.chunks.load(Relaxed)
             );
             // Finished once the checkpoint has passed every chunk.

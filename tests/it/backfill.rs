@@ -149,8 +149,36 @@ fn backfill_under_concurrent_writes_ends_with_the_table() {
         want.len(),
         p.log()
     );
-    let reads = rx.events().iter().filter(|e| e["event"] == "read").count();
+    // Finished: every chunk is behind the checkpoint (the writer's last commits).
+    db.exec("UPDATE shop.items SET v = v WHERE id = 1");
+    let finished = poll_until(WAIT, || p.metrics()["backfills"][0]["status"] == "stopped");
+    assert!(finished, "{}", p.metrics());
+    let reads = rx.events().iter().filter(|e| e["event"] == "read").count() as u64;
+    // /metrics accounts for every row read: delivered or superseded by a newer change.
+    let m = p.metrics();
+    let b = &m["backfills"][0];
+    assert_eq!(b["task_id"], "items", "{m}");
+    assert_eq!(b["status"], "stopped", "{b}");
+    assert_eq!(b["rows_delivered"].as_u64().unwrap(), reads, "{b}");
+    assert_eq!(
+        b["rows_read"].as_u64().unwrap(),
+        reads + b["rows_superseded"].as_u64().unwrap(),
+        "{b}"
+    );
     assert!(reads > 2000, "only {reads} read events");
+    let prom = ureq::get(&format!(
+        "http://127.0.0.1:{}/metrics?format=prometheus",
+        setup.health_port
+    ))
+    .call()
+    .unwrap()
+    .body_mut()
+    .read_to_string()
+    .unwrap();
+    assert!(
+        prom.contains("pikachu_backfill_rows_delivered_total{task_id=\"items\"}"),
+        "{prom}"
+    );
     setup.assert_no_dead_letters();
 }
 

@@ -60,6 +60,7 @@ fn populated() -> StatsData {
         queue_depth: 12,
         queue_capacity: 1000,
         latency,
+        backfills: Vec::new(),
     }
 }
 
