@@ -207,7 +207,14 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
         progress: progress.clone(),
         safe_point: Arc::new(move || safe_tracker.safe_point().position()),
         stats: stats.backfill.clone(),
+        cancel: Arc::new(Signal::new()),
     };
+    let controller = Arc::new(crate::backfill::Controller::new(
+        cfg.clone(),
+        handoff.clone(),
+        stop.clone(),
+        resume.clone(),
+    ));
     for (i, t) in cfg.tasks.iter().enumerate() {
         if !t.backfill_initial {
             continue;
@@ -224,16 +231,46 @@ pub fn run(cfg: Config) -> Result<(), EngineError> {
             (None, Some(_)) => false,
         };
         if run {
-            crate::backfill::spawn(
-                cfg.clone(),
-                i,
-                handoff.clone(),
-                stop.clone(),
-                resume.clone(),
-            )
-            .map_err(|e| EngineError::DataDir(format!("cannot start the backfill thread: {e}")))?;
+            controller.start(i).map_err(|e| {
+                EngineError::DataDir(format!("cannot start the backfill thread: {e}"))
+            })?;
         }
     }
+    // Requests left while the daemon was down are for the daemon that runs now.
+    let status_stats = stats.clone();
+    let status_progress = progress.clone();
+    let task_ids: Vec<String> = cfg.tasks.iter().map(|t| t.task_id.clone()).collect();
+    controller.serve(Arc::new(move || {
+        use crate::stats::Metrics as _;
+        let running = status_stats.snapshot().backfills;
+        let tasks: Vec<serde_json::Value> = task_ids
+            .iter()
+            .filter_map(|id| {
+                let saved = status_progress.get(id);
+                let live = running.iter().find(|b| &b.task_id == id);
+                if saved.is_none() && live.is_none() {
+                    return None;
+                }
+                Some(serde_json::json!({
+                    "task_id": id,
+                    "status": match (live.is_some_and(|b| b.running), &saved) {
+                        (true, _) => "running",
+                        (false, Some(p)) if p.cancelled => "cancelled",
+                        (false, Some(p)) if p.done => "done",
+                        _ => "stopped",
+                    },
+                    "where": saved.as_ref().and_then(|p| p.condition.clone()),
+                    "rows_confirmed": saved.as_ref().map_or(0, |p| p.rows),
+                    "rows_read": live.map_or(0, |b| b.rows_read),
+                    "rows_estimated": live.map_or(0, |b| b.rows_estimated),
+                    "rows_per_second": live.map_or(0.0, |b| b.rows_per_second.round()),
+                    "eta_seconds": live.map_or(0.0, |b| b.eta_seconds.round()),
+                    "failures": live.map_or(0, |b| b.failures),
+                }))
+            })
+            .collect();
+        serde_json::json!({ "backfills": tasks })
+    }));
     let reader_thread = std::thread::Builder::new()
         .name("binlog-reader".into())
         .spawn(move || {

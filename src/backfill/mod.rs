@@ -22,6 +22,7 @@ use crate::shutdown::Signal;
 use crate::source::mysql_opts;
 use crate::stats::BackfillStats;
 
+pub mod control;
 pub mod progress;
 use progress::{KeyValue, ProgressFile, TaskProgress};
 
@@ -33,6 +34,8 @@ pub struct Resume {
     pub progress: Arc<ProgressFile>,
     pub safe_point: Arc<dyn Fn() -> BinlogPosition + Send + Sync>,
     pub stats: Arc<BackfillStats>,
+    /// Raised by `pikachu backfill --cancel`.
+    pub cancel: Arc<Signal>,
 }
 
 /// Chunks handed to the sink but not yet known delivered: (boundary, last key, rows).
@@ -177,15 +180,26 @@ fn run(
     let keys: Vec<String> = key_names.iter().map(|c| quote(c)).collect();
     let order = keys.join(", ");
     let chunk_size = t.backfill_chunk_size.max(1);
+    let filter = saved
+        .condition
+        .as_ref()
+        .map(|c| format!("({c}) AND "))
+        .unwrap_or_default();
     let first = format!(
-        "SELECT {} FROM {name} ORDER BY {order} LIMIT {chunk_size}",
-        list.join(", ")
+        "SELECT {} FROM {name} {} ORDER BY {order} LIMIT {chunk_size}",
+        list.join(", "),
+        saved
+            .condition
+            .as_ref()
+            .map(|c| format!("WHERE ({c})"))
+            .unwrap_or_default()
     );
     // The whole key tuple: a composite key whose first column has few values still
     // gives bounded chunks.
     let marks = vec!["?"; keys.len()].join(", ");
     let next = format!(
-        "SELECT {} FROM {name} WHERE ({order}) > ({marks}) ORDER BY {order} LIMIT {chunk_size}",
+        "SELECT {} FROM {name} WHERE {filter}({order}) > ({marks}) ORDER BY {order} LIMIT \
+         {chunk_size}",
         list.join(", ")
     );
     log::info!(
@@ -211,6 +225,17 @@ fn run(
     loop {
         if stop.is_raised() {
             log::info!("task {}: backfill stopped by shutdown", t.task_id);
+            return Ok(());
+        }
+        if resume.cancel.is_raised() {
+            confirmed.done = true;
+            confirmed.cancelled = true;
+            resume.progress.set(&t.task_id, confirmed)?;
+            log::info!(
+                "task {}: backfill of {name} cancelled after {} rows read",
+                t.task_id,
+                progress.rows_read.load(Relaxed)
+            );
             return Ok(());
         }
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
@@ -302,15 +327,19 @@ fn run(
                 h.lock().push((boundary.clone(), key, n as u64));
             }),
         };
-        if n > 0 && !handoff.submit(chunk, &|| stop.is_raised()) {
-            return Ok(());
+        if n > 0 && !handoff.submit(chunk, &|| stop.is_raised() || resume.cancel.is_raised()) {
+            // Shutdown or cancel: the loop's top says which.
+            continue;
         }
         confirm(&mut confirmed)?;
         if t.backfill_rows_per_second > 0 {
             let due = read_this_run as f64 / t.backfill_rows_per_second as f64;
             let ahead = due - started.elapsed().as_secs_f64();
-            if ahead > 0.0 && !stop.sleep(std::time::Duration::from_secs_f64(ahead)) {
-                return Ok(());
+            if ahead > 0.0 {
+                // The cancel signal's sleep; a shutdown is seen at the next chunk.
+                resume
+                    .cancel
+                    .sleep(std::time::Duration::from_secs_f64(ahead.min(1.0)));
             }
         }
         if last_log.elapsed().as_secs() >= 5 || n < chunk_size {
@@ -426,5 +455,146 @@ fn convert(v: mysql::Value, c: &mysql::Column) -> Value {
             }
             _ => Value::Text(String::from_utf8_lossy(&b).into_owned()),
         },
+    }
+}
+
+/// Starts and cancels backfills while the daemon runs: `backfill: initial` at start,
+/// then what `pikachu backfill` asks through `control`.
+pub struct Controller {
+    config: Arc<Config>,
+    handoff: Arc<Handoff>,
+    stop: Arc<Signal>,
+    resume: Resume,
+    cancels: parking_lot::Mutex<std::collections::HashMap<usize, Arc<Signal>>>,
+}
+
+impl Controller {
+    pub fn new(
+        config: Arc<Config>,
+        handoff: Arc<Handoff>,
+        stop: Arc<Signal>,
+        resume: Resume,
+    ) -> Self {
+        Controller {
+            config,
+            handoff,
+            stop,
+            resume,
+            cancels: Default::default(),
+        }
+    }
+
+    /// Starts the backfill of `task` from its saved progress.
+    pub fn start(&self, task: usize) -> std::io::Result<()> {
+        let cancel = Arc::new(Signal::new());
+        self.cancels.lock().insert(task, cancel.clone());
+        let resume = Resume {
+            cancel,
+            ..self.resume.clone()
+        };
+        spawn(
+            self.config.clone(),
+            task,
+            self.handoff.clone(),
+            self.stop.clone(),
+            resume,
+        )
+        .map(drop)
+    }
+
+    fn running(&self, task: usize) -> bool {
+        self.resume
+            .stats
+            .task(task)
+            .is_some_and(|c| c.running.load(Relaxed))
+    }
+
+    /// Acts on one request from `pikachu backfill`.
+    pub fn handle(&self, request: control::Request) {
+        let Some(task) = self
+            .config
+            .tasks
+            .iter()
+            .position(|t| t.task_id == request.task)
+        else {
+            log::warn!(
+                "backfill request for an unknown task {:?} ignored",
+                request.task
+            );
+            return;
+        };
+        if request.cancel {
+            match self.cancels.lock().get(&task) {
+                Some(c) if self.running(task) => {
+                    log::info!("task {}: backfill cancel requested", request.task);
+                    c.raise();
+                }
+                _ => log::warn!("task {}: no backfill running to cancel", request.task),
+            }
+            return;
+        }
+        if self.running(task) {
+            log::warn!(
+                "task {}: a backfill is already running; cancel it first (`pikachu backfill \
+                 --cancel --task {}`)",
+                request.task,
+                request.task
+            );
+            return;
+        }
+        let fresh = TaskProgress {
+            condition: request.condition.clone(),
+            ..TaskProgress::default()
+        };
+        if let Err(e) = self.resume.progress.set(&request.task, fresh) {
+            log::error!("{e}");
+            return;
+        }
+        log::info!(
+            "task {}: backfill requested{}",
+            request.task,
+            request
+                .condition
+                .as_ref()
+                .map(|c| format!(" where {c}"))
+                .unwrap_or_default()
+        );
+        if let Err(e) = self.start(task) {
+            log::error!(
+                "task {}: cannot start the backfill thread: {e}",
+                request.task
+            );
+        }
+    }
+
+    /// Polls for requests until shutdown, and keeps the status file current.
+    pub fn serve(self: Arc<Self>, status: Arc<dyn Fn() -> serde_json::Value + Send + Sync>) {
+        let data_dir = self.config.data_dir.clone();
+        let spawned = std::thread::Builder::new()
+            .name("backfill-control".into())
+            .spawn(move || {
+                let mut last = serde_json::Value::Null;
+                loop {
+                    for r in control::take(&data_dir) {
+                        self.handle(r);
+                    }
+                    let now = status();
+                    if now != last {
+                        let text = serde_json::to_vec_pretty(&now).unwrap_or_default();
+                        if let Err((path, e)) =
+                            crate::fsutil::replace_file(&control::status_path(&data_dir), &text)
+                        {
+                            log::warn!("cannot write {}: {e}", path.display());
+                        }
+                        last = now;
+                    }
+                    if !self.stop.sleep(std::time::Duration::from_millis(500)) {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("cannot start the backfill control thread: {e}; `pikachu backfill` will not be heard");
+        }
     }
 }

@@ -55,6 +55,12 @@ pub struct TaskProgress {
     /// Rows delivered so far, across restarts.
     #[serde(default)]
     pub rows: u64,
+    /// The `--where` condition of an on-demand backfill.
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Ended by `pikachu backfill --cancel`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -150,7 +150,7 @@ fn backfill_under_concurrent_writes_ends_with_the_table() {
         p.log()
     );
     // Finished: every chunk is behind the checkpoint (the writer's last commits).
-    db.exec("UPDATE shop.items SET v = v WHERE id = 1");
+    db.exec("CREATE TABLE shop.tick (n INT); INSERT INTO shop.tick VALUES (1)");
     let finished = poll_until(WAIT, || p.metrics()["backfills"][0]["status"] == "stopped");
     assert!(finished, "{}", p.metrics());
     let reads = rx.events().iter().filter(|e| e["event"] == "read").count() as u64;
@@ -319,4 +319,83 @@ fn kill_9_during_a_backfill_resumes_after_the_last_delivered_chunk() {
         "receiver state differs from the table; log:\n{}",
         setup.logs()
     );
+}
+
+fn backfill_cmd(setup: &Setup, args: &[&str]) -> String {
+    let config = setup.config_path();
+    let mut all = vec!["backfill", "-config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (code, out, err) = crate::harness::run_binary(&all, &[]);
+    assert_eq!(code, 0, "pikachu {all:?}: {out}{err}");
+    out
+}
+
+fn status_of(setup: &Setup, task: &str) -> Value {
+    let out = backfill_cmd(setup, &["--status"]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v["backfills"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| b["task_id"] == task)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn on_demand_backfill_with_where_then_status_and_cancel() {
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.users (id INT PRIMARY KEY, v INT NOT NULL)");
+    let values: Vec<String> = (1..=400).map(|i| format!("({i}, {})", i % 4)).collect();
+    db.exec(&format!(
+        "INSERT INTO shop.users VALUES {}",
+        values.join(",")
+    ));
+    let rx = Receiver::always(200);
+    // No `backfill: initial`: nothing is backfilled until asked.
+    let tasks = crate::harness::task("users", "users", &rx.url("/u"))
+        + "    backfill_chunk_size: 20\n    backfill_rows_per_second: 100\n";
+    let setup = Setup::new(&db, "shop", &tasks, "");
+    let p = Pikachu::spawn(&setup, &[]);
+
+    // A subset: only the 100 rows with v = 0.
+    let out = backfill_cmd(&setup, &["--task", "users", "--where", "v = 0"]);
+    assert!(
+        out.contains("requested the backfill of task users"),
+        "{out}"
+    );
+    p.wait_for_log("backfill of `shop`.`users` read all 100 rows", WAIT);
+    let reads = |rx: &Receiver| -> Vec<Value> {
+        rx.events()
+            .into_iter()
+            .filter(|e| e["event"] == "read")
+            .collect()
+    };
+    assert!(poll_until(WAIT, || reads(&rx).len() == 100));
+    assert!(reads(&rx).iter().all(|e| e["data"]["v"] == 0));
+    // Any commit lets the checkpoint pass the last chunk.
+    db.exec("CREATE TABLE shop.tick (n INT)");
+    assert!(
+        poll_until(WAIT, || {
+            db.exec("INSERT INTO shop.tick VALUES (1)");
+            status_of(&setup, "users")["status"] == "done"
+        }),
+        "{}\n{}",
+        status_of(&setup, "users"),
+        p.log()
+    );
+
+    // The whole table at 100 rows/s: cancelled while it runs.
+    backfill_cmd(&setup, &["--task", "users"]);
+    assert!(
+        poll_until(WAIT, || status_of(&setup, "users")["status"] == "running"),
+        "{}",
+        p.log()
+    );
+    let out = backfill_cmd(&setup, &["--task", "users", "--cancel"]);
+    assert!(out.contains("cancel"), "{out}");
+    p.wait_for_log("backfill of `shop`.`users` cancelled", WAIT);
+    assert!(poll_until(WAIT, || status_of(&setup, "users")["status"] == "cancelled"));
+    let read = p.metrics()["backfills"][0]["rows_read"].as_u64().unwrap();
+    assert!(read < 100 + 400, "cancelled after {read} rows");
 }
