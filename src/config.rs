@@ -157,6 +157,9 @@ pub struct Task {
     pub backfill_chunk_size: usize,
     /// Throttle of a backfill (`backfill_rows_per_second`); 0: as fast as it can.
     pub backfill_rows_per_second: usize,
+    /// `backfill_event: insert`: backfilled rows say `"event": "insert"` (for receivers
+    /// that know only the Go tool's three events); default `read`.
+    pub backfill_as_insert: bool,
 }
 
 /// Header values are redacted: they often carry credentials (`Authorization`), and a
@@ -180,6 +183,7 @@ impl fmt::Debug for Task {
             .field("backfill_initial", &self.backfill_initial)
             .field("backfill_chunk_size", &self.backfill_chunk_size)
             .field("backfill_rows_per_second", &self.backfill_rows_per_second)
+            .field("backfill_as_insert", &self.backfill_as_insert)
             .finish()
     }
 }
@@ -1031,6 +1035,7 @@ section!(TaskRaw {
     backfill: Field<String>,
     backfill_chunk_size: Field<Int>,
     backfill_rows_per_second: Field<Int>,
+    backfill_event: Field<String>,
 });
 
 section!(
@@ -2072,6 +2077,19 @@ impl<'a> Conv<'a> {
         };
         let backfill_chunk_size = self.count(&s.backfill_chunk_size, 1000);
         let backfill_rows_per_second = self.count(&s.backfill_rows_per_second, 0);
+        let backfill_as_insert = match self.get(&s.backfill_event).as_deref() {
+            None | Some("" | "read") => false,
+            Some("insert") => true,
+            Some(other) => {
+                self.invalid(
+                    &s.backfill_event.key,
+                    format!(
+                        "{other:?} is not an event for backfilled rows: use `read` or `insert`"
+                    ),
+                );
+                false
+            }
+        };
         if task_id.is_empty() {
             return None;
         }
@@ -2088,6 +2106,7 @@ impl<'a> Conv<'a> {
             backfill_initial,
             backfill_chunk_size,
             backfill_rows_per_second,
+            backfill_as_insert,
         })
     }
 

@@ -110,6 +110,12 @@ impl Handoff {
         true
     }
 
+    /// Whether the reader must record changes now (a backfill runs or chunks wait).
+    pub fn watching(&self) -> bool {
+        let g = self.inner.lock();
+        g.active > 0 || !g.pending.is_empty()
+    }
+
     /// The reader read a change of `task` at `at` (before handing it to the sink).
     pub fn observe(&self, task: usize, change: &RowChange) {
         let mut g = self.inner.lock();
@@ -171,5 +177,90 @@ impl Handoff {
             .retain(|(p, t, _)| oldest.get(t).is_none_or(|floor| *p > *floor));
         self.room.notify_all();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{ChangeKind, TableSchema};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn row(kind: ChangeKind, id: i64, v: i64, at: u64) -> Arc<RowChange> {
+        let image = Some(vec![Some(Value::Int(id)), Some(Value::Int(v))]);
+        Arc::new(RowChange {
+            kind,
+            table: Arc::new(TableSchema {
+                database: "d".into(),
+                table: "t".into(),
+                columns: vec!["id".into(), "v".into()],
+                primary_key: vec![0],
+            }),
+            before: (kind != ChangeKind::Insert && kind != ChangeKind::Read)
+                .then(|| image.clone().unwrap_or_default()),
+            after: (kind != ChangeKind::Delete).then(|| image.unwrap_or_default()),
+            id: String::new(),
+            position: BinlogPosition::new("b.000001", at),
+            timestamp: 0,
+            gtid: None,
+        })
+    }
+
+    fn chunk(at: u64, ids: &[i64], done: Arc<AtomicUsize>) -> Chunk {
+        Chunk {
+            task: 0,
+            at: BinlogPosition::new("b.000001", at),
+            rows: ids
+                .iter()
+                .map(|&i| row(ChangeKind::Read, i, 0, at))
+                .collect(),
+            done: Box::new(move |n, _, _| {
+                done.fetch_add(n, Ordering::SeqCst);
+            }),
+        }
+    }
+
+    #[test]
+    fn a_chunk_waits_for_its_position_then_goes_whole() {
+        let h = Handoff::new();
+        h.begin();
+        let done = Arc::new(AtomicUsize::new(0));
+        assert!(h.submit(chunk(500, &[1, 2, 3], done.clone()), &|| false));
+        assert!(h.due(&BinlogPosition::new("b.000001", 400)).is_empty());
+        // A change before the snapshot is in it: no reason to drop the row.
+        h.observe(0, &row(ChangeKind::Update, 2, 9, 300));
+        let due = h.due(&BinlogPosition::new("b.000001", 500));
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].0.rows.len(), due[0].1), (3, 0));
+    }
+
+    #[test]
+    fn rows_changed_after_the_snapshot_are_dropped_when_the_reader_is_past_it() {
+        let h = Handoff::new();
+        h.begin();
+        h.observe(0, &row(ChangeKind::Update, 2, 9, 600));
+        h.observe(0, &row(ChangeKind::Delete, 3, 0, 650));
+        // Another task's change of the same key does not count.
+        h.observe(1, &row(ChangeKind::Update, 1, 9, 650));
+        let done = Arc::new(AtomicUsize::new(0));
+        assert!(h.submit(chunk(500, &[1, 2, 3], done), &|| false));
+        // A later file is later whatever the offset.
+        let due = h.due(&BinlogPosition::new("b.000002", 4));
+        let ids: Vec<String> = due[0]
+            .0
+            .rows
+            .iter()
+            .map(|r| key_text(&[0], r.after.as_deref().unwrap_or_default()))
+            .collect();
+        assert_eq!(ids, vec![key_text(&[0], &[Some(Value::Int(1))])]);
+        assert_eq!(due[0].1, 2);
+    }
+
+    #[test]
+    fn integer_widths_give_the_same_key() {
+        assert_eq!(
+            key_text(&[0], &[Some(Value::Int(7))]),
+            key_text(&[0], &[Some(Value::UInt(7))])
+        );
     }
 }

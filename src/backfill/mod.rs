@@ -221,7 +221,11 @@ fn run(
             saved.rows
         );
     }
-    let kind = ChangeKind::Read;
+    let kind = if t.backfill_as_insert {
+        ChangeKind::Insert
+    } else {
+        ChangeKind::Read
+    };
     loop {
         if stop.is_raised() {
             log::info!("task {}: backfill stopped by shutdown", t.task_id);

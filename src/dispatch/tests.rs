@@ -249,6 +249,7 @@ fn config(urls: &[String]) -> Config {
                 backfill_initial: false,
                 backfill_chunk_size: 1000,
                 backfill_rows_per_second: 0,
+                backfill_as_insert: false,
             })
             .collect(),
         warnings: Vec::new(),

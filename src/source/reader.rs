@@ -684,7 +684,9 @@ impl Reader {
             .copied()
             .filter(|&t| self.config.tasks[t].events.accepts(kind))
             .collect();
-        if tasks.is_empty() {
+        // A change no task takes still makes a backfilled copy of its row stale.
+        let watching = self.handoff.as_ref().is_some_and(|h| h.watching());
+        if tasks.is_empty() && !watching {
             return Ok(());
         }
         let timestamp = if self.txn_timestamp > 0 {
@@ -699,6 +701,16 @@ impl Reader {
                 return Ok(());
             }
         };
+        if tasks.is_empty() {
+            if let Some(h) = &self.handoff {
+                for change in &changes {
+                    for &task in &entry.tasks {
+                        h.observe(task, change);
+                    }
+                }
+            }
+            return Ok(());
+        }
         // Counted before routing, so that `captured` is never behind `delivered`.
         for &task in &tasks {
             self.stats.captured(task, kind, changes.len() as u64);

@@ -399,3 +399,43 @@ fn on_demand_backfill_with_where_then_status_and_cancel() {
     let read = p.metrics()["backfills"][0]["rows_read"].as_u64().unwrap();
     assert!(read < 100 + 400, "cancelled after {read} rows");
 }
+
+#[test]
+fn string_key_backfill_as_insert_events() {
+    let db = MariaDb::start();
+    db.exec(
+        "CREATE DATABASE shop; CREATE TABLE shop.codes (code VARCHAR(20) PRIMARY KEY, v INT NOT NULL)",
+    );
+    let values: Vec<String> = (0..300).map(|i| format!("('c{i:04}', {i})")).collect();
+    db.exec(&format!(
+        "INSERT INTO shop.codes VALUES {}",
+        values.join(",")
+    ));
+    let rx = Receiver::always(200);
+    let tasks = backfill_task("codes", "codes", &rx.url("/c"), 16) + "    backfill_event: insert\n";
+    let setup = Setup::new(&db, "shop", &tasks, "");
+    let p = Pikachu::spawn(&setup, &[]);
+    db.exec(
+        "UPDATE shop.codes SET v = -1 WHERE code = 'c0299'; DELETE FROM shop.codes WHERE code = 'c0150'",
+    );
+    p.wait_for_log("backfill of `shop`.`codes` read all", WAIT);
+    let want = table_state(
+        &db,
+        "SELECT code, v FROM shop.codes",
+        &["code", "v"],
+        &["code"],
+    );
+    assert!(
+        poll_until(WAIT, || apply(&rx.events(), &["code"]) == want),
+        "receiver state differs from the table; log:\n{}",
+        p.log()
+    );
+    let events = rx.events();
+    assert!(events.iter().all(|e| e["event"] != "read"));
+    let first = events
+        .iter()
+        .find(|e| e["data"]["code"] == "c0000")
+        .unwrap();
+    assert_eq!(first["event"], "insert", "{first}");
+    assert_eq!(first["id"], "read:codes:c0000", "{first}");
+}
