@@ -236,6 +236,8 @@ impl EventFilter {
             Insert => self.insert,
             Update => self.update,
             Delete => self.delete,
+            // A backfill that was asked for is never hidden by the filter.
+            Read => true,
         }
     }
 }
@@ -270,6 +272,16 @@ pub struct Task {
     pub txn: bool,
     /// The task's `values:`, or the top-level one when the task has none.
     pub values: ValueMode,
+    /// `backfill: initial`: deliver the table's existing rows when the task has no
+    /// backfill progress yet (see README, Backfill).
+    pub backfill_initial: bool,
+    /// Rows per chunk of a backfill (`backfill_chunk_size`, default 1000).
+    pub backfill_chunk_size: usize,
+    /// Throttle of a backfill (`backfill_rows_per_second`); 0: as fast as it can.
+    pub backfill_rows_per_second: usize,
+    /// `backfill_event: insert`: backfilled rows say `"event": "insert"` (for receivers
+    /// that know only the Go tool's three events); default `read`.
+    pub backfill_as_insert: bool,
 }
 
 /// Header values are redacted: they often carry credentials (`Authorization`), and a
@@ -298,6 +310,10 @@ impl fmt::Debug for Task {
             .field("max_in_flight", &self.max_in_flight)
             .field("txn", &self.txn)
             .field("values", &self.values)
+            .field("backfill_initial", &self.backfill_initial)
+            .field("backfill_chunk_size", &self.backfill_chunk_size)
+            .field("backfill_rows_per_second", &self.backfill_rows_per_second)
+            .field("backfill_as_insert", &self.backfill_as_insert)
             .finish()
     }
 }
@@ -1215,6 +1231,10 @@ section!(TaskRaw {
     max_in_flight: Field<Int>,
     txn: Field<bool>,
     values: Field<ValueMode>,
+    backfill: Field<String>,
+    backfill_chunk_size: Field<Int>,
+    backfill_rows_per_second: Field<Int>,
+    backfill_event: Field<String>,
 });
 
 section!(
@@ -2757,6 +2777,32 @@ impl<'a> Conv<'a> {
             }
         };
         let values = self.get(&s.values);
+        let backfill_initial = match self.get(&s.backfill).as_deref() {
+            None | Some("" | "none") => false,
+            Some("initial") => true,
+            Some(other) => {
+                self.invalid(
+                    &s.backfill.key,
+                    format!("{other:?} is not a backfill mode: use `initial` or `none`"),
+                );
+                false
+            }
+        };
+        let backfill_chunk_size = self.count(&s.backfill_chunk_size, 1000);
+        let backfill_rows_per_second = self.count(&s.backfill_rows_per_second, 0);
+        let backfill_as_insert = match self.get(&s.backfill_event).as_deref() {
+            None | Some("" | "read") => false,
+            Some("insert") => true,
+            Some(other) => {
+                self.invalid(
+                    &s.backfill_event.key,
+                    format!(
+                        "{other:?} is not an event for backfilled rows: use `read` or `insert`"
+                    ),
+                );
+                false
+            }
+        };
         if task_id.is_empty() {
             return None;
         }
@@ -2778,6 +2824,10 @@ impl<'a> Conv<'a> {
             max_in_flight,
             txn: self.get(&s.txn).unwrap_or(false),
             values: values.unwrap_or(default_values),
+            backfill_initial,
+            backfill_chunk_size,
+            backfill_rows_per_second,
+            backfill_as_insert,
         })
     }
 

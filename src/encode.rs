@@ -47,7 +47,7 @@ pub fn write_envelope(
     out.extend_from_slice(b",\"primary_id\":");
     write_primary_id(out, change);
     match change.kind {
-        ChangeKind::Insert => {
+        ChangeKind::Insert | ChangeKind::Read => {
             out.extend_from_slice(b",\"data\":");
             write_row(out, &shape, change.after.as_ref());
         }
@@ -162,7 +162,7 @@ fn write_envelope_go(
     out.extend_from_slice(b",\"primary_id\":");
     write_primary_id_go(out, change, before, after);
     match change.kind {
-        ChangeKind::Insert => {
+        ChangeKind::Insert | ChangeKind::Read => {
             out.extend_from_slice(b",\"data\":");
             write_row_go(out, shape, after);
         }

@@ -327,7 +327,16 @@ fn term(
             store.save(&start).map_err(EngineError::Checkpoint)?;
         }
     }
-    deliver(cfg.clone(), process, store, start, source, held)
+    let first_start = saved.is_none();
+    deliver(
+        cfg.clone(),
+        process,
+        store,
+        start,
+        source,
+        held,
+        first_start,
+    )
 }
 
 /// Where the changes come from.
@@ -342,7 +351,8 @@ enum Source {
 }
 
 /// The pipeline from `start`: the reader thread on `source`, the dispatcher, the
-/// checkpoint flusher and the health server, until the source ends (files), a signal or
+/// checkpoint flusher, the backfills (`first_start`: no checkpoint was found) and the
+/// health server, until the source ends (files), a signal or
 /// a fatal error; then the deliveries are finished and the checkpoint saved.
 fn deliver(
     cfg: Arc<Config>,
@@ -351,6 +361,7 @@ fn deliver(
     start: Checkpoint,
     source: Source,
     held: Option<Held>,
+    first_start: bool,
 ) -> Result<(), EngineError> {
     let stats = process.stats.clone();
     let tracker = Arc::new(Tracker::new(start.clone()));
@@ -402,13 +413,29 @@ fn deliver(
         cfg.tasks.len()
     );
 
+    // Backfills feed the live stream only: a file replay (`replay-binlog`) runs none.
+    let backfills = !matches!(source, Source::Files(_));
+    let handoff = crate::handoff::Handoff::new();
     let reader = Reader::new(
         cfg.clone(),
         stats.source.clone(),
         dead_letters,
         stop.clone(),
         start,
-    );
+    )
+    .with_handoff(handoff.clone());
+    if backfills {
+        let safe_tracker = tracker.clone();
+        crate::backfill::start(
+            cfg.clone(),
+            handoff.clone(),
+            stop.clone(),
+            Arc::new(move || safe_tracker.safe_point().position()),
+            stats.backfill.clone(),
+            first_start,
+        )
+        .map_err(EngineError::DataDir)?;
+    }
     let reader_thread = std::thread::Builder::new()
         .name("binlog-reader".into())
         .spawn(move || {
@@ -646,7 +673,15 @@ pub fn replay_binlog(cfg: Config, mut plan: FilePlan) -> Result<(), EngineError>
     );
     store.save(&start).map_err(EngineError::Checkpoint)?;
     let process = Process::start(&cfg)?;
-    deliver(cfg, &process, store, start, Source::Files(plan), None)
+    deliver(
+        cfg,
+        &process,
+        store,
+        start,
+        Source::Files(plan),
+        None,
+        false,
+    )
 }
 
 /// `pikachu replay-dead-letters`: sends each dead-lettered request again; those that

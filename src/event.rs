@@ -34,6 +34,8 @@ pub enum ChangeKind {
     Insert,
     Update,
     Delete,
+    /// A row delivered by a backfill (`"event": "read"`).
+    Read,
 }
 
 impl ChangeKind {
@@ -44,12 +46,17 @@ impl ChangeKind {
             ChangeKind::Insert => "insert",
             ChangeKind::Update => "update",
             ChangeKind::Delete => "delete",
+            ChangeKind::Read => "read",
         }
     }
 
-    /// Index into per-kind counter arrays.
+    /// Index into per-kind counter arrays. Backfilled rows count as inserts there (they
+    /// are rows that exist); the backfill's own counters tell them apart.
     pub fn index(self) -> usize {
-        self as usize
+        match self {
+            ChangeKind::Read => ChangeKind::Insert as usize,
+            k => k as usize,
+        }
     }
 }
 

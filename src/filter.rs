@@ -181,7 +181,7 @@ impl Filter {
         let t = &change.table;
         let hit = |img: &Option<RowImage>| img.as_ref().is_some_and(|r| self.matches(t, r));
         match change.kind {
-            ChangeKind::Insert => hit(&change.after),
+            ChangeKind::Insert | ChangeKind::Read => hit(&change.after),
             ChangeKind::Delete => hit(&change.before),
             ChangeKind::Update => hit(&change.after) || hit(&change.before),
         }

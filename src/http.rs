@@ -482,6 +482,18 @@ pub fn render_metrics_json(data: &StatsData, uptime: Duration) -> String {
             "failures": data.checkpoint_failures,
         },
         "tasks": tasks,
+        "backfills": data.backfills.iter().map(|b| json!({
+            "task_id": b.task_id,
+            "status": if b.running { "running" } else { "stopped" },
+            "rows_read": b.rows_read,
+            "rows_delivered": b.rows_delivered,
+            "rows_superseded": b.rows_superseded,
+            "rows_estimated": b.rows_estimated,
+            "chunks": b.chunks,
+            "failures": b.failures,
+            "rows_per_second": b.rows_per_second,
+            "eta_seconds": b.eta_seconds,
+        })).collect::<Vec<_>>(),
         "system": system_json(&SystemFigures::read()),
         "uptime": go_duration(truncate_to_seconds(uptime)),
         "uptime_seconds": uptime.as_secs(),
@@ -790,6 +802,87 @@ pub fn render_prometheus(data: &StatsData, uptime: Duration) -> String {
         "Capacity of the dispatch queues.",
     );
     p.sample("pikachu_queue_capacity", &[], data.queue_capacity);
+
+    type Figure = fn(&crate::stats::BackfillData) -> u64;
+    let backfill_counters: [(&str, &str, Figure); 6] = [
+        (
+            "pikachu_backfill_rows_read_total",
+            "Rows read by backfills.",
+            |b| b.rows_read,
+        ),
+        (
+            "pikachu_backfill_rows_delivered_total",
+            "Backfilled rows handed to delivery.",
+            |b| b.rows_delivered,
+        ),
+        (
+            "pikachu_backfill_rows_superseded_total",
+            "Backfilled rows dropped because the stream already carried a newer change of the key.",
+            |b| b.rows_superseded,
+        ),
+        (
+            "pikachu_backfill_chunks_total",
+            "Backfill chunks read.",
+            |b| b.chunks,
+        ),
+        (
+            "pikachu_backfill_failures_total",
+            "Backfills that stopped on an error.",
+            |b| b.failures,
+        ),
+        (
+            "pikachu_backfill_rows_estimated",
+            "Rows of the table as the server estimates them.",
+            |b| b.rows_estimated,
+        ),
+    ];
+    for (name, help, get) in backfill_counters {
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        p.family(name, kind, help);
+        for b in &data.backfills {
+            p.sample(name, &[("task_id", &b.task_id)], get(b));
+        }
+    }
+    p.family(
+        "pikachu_backfill_running",
+        "gauge",
+        "1 while the task's backfill runs.",
+    );
+    for b in &data.backfills {
+        p.sample(
+            "pikachu_backfill_running",
+            &[("task_id", &b.task_id)],
+            u8::from(b.running),
+        );
+    }
+    p.family(
+        "pikachu_backfill_rows_per_second",
+        "gauge",
+        "Rows per second the task's backfill reads.",
+    );
+    for b in &data.backfills {
+        p.sample(
+            "pikachu_backfill_rows_per_second",
+            &[("task_id", &b.task_id)],
+            PromFloat(b.rows_per_second),
+        );
+    }
+    p.family(
+        "pikachu_backfill_eta_seconds",
+        "gauge",
+        "Seconds the task's backfill still needs at its current rate (0: unknown or done).",
+    );
+    for b in &data.backfills {
+        p.sample(
+            "pikachu_backfill_eta_seconds",
+            &[("task_id", &b.task_id)],
+            PromFloat(b.eta_seconds),
+        );
+    }
 
     let h = "pikachu_delivery_latency_seconds";
     p.family(

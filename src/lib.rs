@@ -14,11 +14,13 @@
 //! `ha.group`, `ha` decides whether this process runs the stages at all.
 //!
 //! Lower modules (`event`, `sink`, `config`, `filter`, `stats`, `clock`, `fsutil`, `tls`,
-//! `exit`, `shutdown`, `govalues`, `encode`, `signature`, `deadletter`, `checkpoint`)
-//! never import higher ones (`source`, `dispatch`, `ha`, `engine`, `http`, `listen`,
-//! `check`). `engine` wires the stages together; `main` calls `engine`, `check` or
-//! `listen`, which do not import each other.
+//! `exit`, `shutdown`, `govalues`, `encode`, `signature`, `deadletter`, `checkpoint`,
+//! `handoff`) never import higher ones (`source`, `backfill`, `dispatch`, `ha`, `engine`,
+//! `http`, `listen`, `check`). `backfill` reads chunks in its own threads and reaches
+//! the binlog reader only through `handoff`. `engine` wires the stages together; `main`
+//! calls `engine`, `check` or `listen`, which do not import each other.
 
+pub mod backfill;
 pub mod check;
 pub mod checkpoint;
 pub mod clock;
@@ -33,6 +35,7 @@ pub mod filter;
 pub mod fsutil;
 pub mod govalues;
 pub mod ha;
+pub mod handoff;
 pub mod http;
 pub mod listen;
 pub mod logging;

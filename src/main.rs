@@ -47,6 +47,33 @@ enum Command {
     Listen(ListenCmd),
     ReplayDeadLetters(ReplayCmd),
     ReplayBinlog(ReplayBinlogCmd),
+    Backfill(BackfillCmd),
+}
+
+/// Ask the running daemon to backfill a task's table (optionally the rows matching
+/// --where), to cancel a backfill (--cancel), or show the backfills (--status). The
+/// request goes through a file in data_dir; the daemon takes it within a second.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "backfill")]
+struct BackfillCmd {
+    /// path of config.yaml
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+    /// path of tasks.yaml
+    #[argh(option)]
+    tasks: Option<PathBuf>,
+    /// the task whose table to backfill (or cancel)
+    #[argh(option)]
+    task: Option<String>,
+    /// SQL condition limiting the rows, e.g. "created_at >= '2024-01-01'"
+    #[argh(option, long = "where")]
+    condition: Option<String>,
+    /// show each backfill: status, rows, rate, ETA
+    #[argh(switch)]
+    status: bool,
+    /// cancel the task's running backfill
+    #[argh(switch)]
+    cancel: bool,
 }
 
 /// Print the version.
@@ -126,8 +153,9 @@ struct ReplayBinlogCmd {
 /// The Go tool takes `-config x` / `-config=x` (Go's flag package); argh wants
 /// `--config x`.
 fn go_style_args(args: Vec<String>) -> Vec<String> {
-    const LONG: [&str; 10] = [
-        "config", "tasks", "version", "help", "secret", "port", "bind", "c", "from", "to",
+    const LONG: [&str; 14] = [
+        "config", "tasks", "version", "help", "secret", "port", "bind", "c", "from", "to", "task",
+        "where", "status", "cancel",
     ];
     let mut out = Vec::with_capacity(args.len());
     for (i, a) in args.into_iter().enumerate() {
@@ -190,6 +218,72 @@ fn load_config(
 /// no thread carries on beside a dead one; this hook makes the abort's last line say
 /// what happened and what it means for the data, at error level in the configured log
 /// format (and on stderr, in case no logger is installed yet).
+/// `pikachu backfill`: leaves a request for the daemon, or prints its status file.
+fn backfill_command(
+    cfg: &config::Config,
+    task: Option<String>,
+    condition: Option<String>,
+    status: bool,
+    cancel: bool,
+) -> ExitCode {
+    use pikachu::backfill::control;
+    if status {
+        let path = control::status_path(&cfg.data_dir);
+        return match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                println!("{}", text.trim_end());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "pikachu: no backfill status in {} ({e}); is the daemon running with this data_dir?",
+                    path.display()
+                );
+                Exit::Runtime.into()
+            }
+        };
+    }
+    let Some(task) = task else {
+        eprintln!("pikachu backfill: --task ID is required (or --status)");
+        return Exit::Config.into();
+    };
+    if !cfg.tasks.iter().any(|t| t.task_id == task) {
+        let ids: Vec<&str> = cfg.tasks.iter().map(|t| t.task_id.as_str()).collect();
+        eprintln!(
+            "pikachu backfill: no task {task:?}; the tasks are {}",
+            ids.join(", ")
+        );
+        return Exit::Config.into();
+    }
+    let request = control::Request {
+        task: task.clone(),
+        condition,
+        cancel,
+    };
+    match control::submit(&cfg.data_dir, &request) {
+        Ok(path) => {
+            let what = if cancel {
+                "cancel of the backfill"
+            } else {
+                "backfill"
+            };
+            println!(
+                "requested the {what} of task {task} ({}); the running daemon takes it within a \
+                 second: see its log and `pikachu backfill --status`",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "pikachu backfill: cannot write the request into {}: {e}",
+                control::requests_dir(&cfg.data_dir).display()
+            );
+            Exit::Runtime.into()
+        }
+    }
+}
+
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let thread = std::thread::current();
@@ -285,6 +379,13 @@ fn main() -> ExitCode {
                 println!("WARN configuration: {w}");
             }
             pikachu::check::run(&cfg, &mut std::io::stdout()).into()
+        }
+        Some(Command::Backfill(b)) => {
+            let cfg = match load_config(b.config.or(cli.config), b.tasks.or(cli.tasks)) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            backfill_command(&cfg, b.task, b.condition, b.status, b.cancel)
         }
         Some(Command::ReplayDeadLetters(r)) => {
             let cfg = match load_config(r.config.or(cli.config), r.tasks.or(cli.tasks)) {

@@ -116,6 +116,104 @@ pub struct StatsData {
     pub ha_leases_lost: u64,
     /// Failed attempts to ask for the lease (database unreachable).
     pub ha_lease_errors: u64,
+    /// Backfills started since the process started, one per task that had one.
+    pub backfills: Vec<BackfillData>,
+}
+
+/// One task's backfill as `/metrics` shows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BackfillData {
+    pub task_id: String,
+    pub running: bool,
+    pub rows_read: u64,
+    pub rows_delivered: u64,
+    /// Chunk rows dropped because the stream already carried a newer change of the key.
+    pub rows_superseded: u64,
+    pub rows_estimated: u64,
+    pub chunks: u64,
+    pub failures: u64,
+    /// Rows read per second since this run of the backfill started.
+    pub rows_per_second: f64,
+    /// Seconds left at that rate; 0 when unknown or done.
+    pub eta_seconds: f64,
+}
+
+/// What the backfill threads own, per task.
+#[derive(Default)]
+pub struct BackfillStats {
+    tasks: Vec<BackfillCounters>,
+}
+
+#[derive(Default)]
+pub struct BackfillCounters {
+    pub running: AtomicBool,
+    /// A backfill was started for this task (it shows in `/metrics` from then on).
+    pub started: AtomicBool,
+    pub rows_read: AtomicU64,
+    pub rows_delivered: AtomicU64,
+    pub rows_superseded: AtomicU64,
+    pub rows_estimated: AtomicU64,
+    pub chunks: AtomicU64,
+    pub failures: AtomicU64,
+    /// Rows read in this run and when it started, for the rate.
+    pub run: Mutex<(u64, Option<Instant>)>,
+}
+
+impl BackfillStats {
+    pub fn new(tasks: usize) -> BackfillStats {
+        BackfillStats {
+            tasks: (0..tasks).map(|_| BackfillCounters::default()).collect(),
+        }
+    }
+
+    pub fn task(&self, task: usize) -> Option<&BackfillCounters> {
+        self.tasks.get(task)
+    }
+
+    /// Task `task`'s backfill, once one was started.
+    pub fn data(&self, task: usize, task_id: &str) -> Option<BackfillData> {
+        let c = self.tasks.get(task)?;
+        if !c.started.load(Relaxed) {
+            return None;
+        }
+        let read = c.rows_read.load(Relaxed);
+        let estimated = c.rows_estimated.load(Relaxed);
+        let running = c.running.load(Relaxed);
+        let (base, since) = *c.run.lock();
+        let rate = match since {
+            Some(t) if running => {
+                read.saturating_sub(base) as f64 / t.elapsed().as_secs_f64().max(0.001)
+            }
+            _ => 0.0,
+        };
+        let eta = if rate > 0.0 && estimated > read {
+            (estimated - read) as f64 / rate
+        } else {
+            0.0
+        };
+        Some(BackfillData {
+            task_id: task_id.to_owned(),
+            running,
+            rows_read: read,
+            rows_delivered: c.rows_delivered.load(Relaxed),
+            rows_superseded: c.rows_superseded.load(Relaxed),
+            rows_estimated: estimated,
+            chunks: c.chunks.load(Relaxed),
+            failures: c.failures.load(Relaxed),
+            rows_per_second: rate,
+            eta_seconds: eta,
+        })
+    }
+
+    fn fill(&self, d: &mut StatsData) {
+        let backfills: Vec<BackfillData> = d
+            .tasks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| self.data(i, &t.task_id))
+            .collect();
+        d.backfills = backfills;
+    }
 }
 
 impl StatsData {
@@ -465,6 +563,7 @@ pub struct Stats {
     pub dispatch: Arc<DispatchStats>,
     pub checkpoint: Arc<CheckpointStats>,
     pub ha: Arc<HaStats>,
+    pub backfill: Arc<BackfillStats>,
 }
 
 impl Stats {
@@ -476,6 +575,7 @@ impl Stats {
             dispatch: Arc::new(DispatchStats::new(task_ids.len(), queue_capacity)),
             checkpoint: Arc::new(CheckpointStats::default()),
             ha: Arc::new(HaStats::default()),
+            backfill: Arc::new(BackfillStats::new(task_ids.len())),
             task_ids,
         }
     }
@@ -503,6 +603,7 @@ impl Metrics for Stats {
         self.source.fill(&mut d);
         self.checkpoint.fill(&mut d);
         self.ha.fill(&mut d);
+        self.backfill.fill(&mut d);
         d
     }
 

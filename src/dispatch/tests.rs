@@ -270,6 +270,10 @@ fn config(urls: &[String]) -> Config {
                 max_in_flight: None,
                 txn: false,
                 values: Default::default(),
+                backfill_initial: false,
+                backfill_chunk_size: 1000,
+                backfill_rows_per_second: 0,
+                backfill_as_insert: false,
             })
             .collect(),
         warnings: Vec::new(),

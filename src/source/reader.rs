@@ -25,6 +25,7 @@ use crate::clock::{rfc3339_utc, unix_now};
 use crate::config::{Config, ValueMode};
 use crate::deadletter::{DeadLetter, DeadLetters};
 use crate::event::{BinlogPosition, ChangeKind, GoRow, RowChange, TxnMeta};
+use crate::handoff::Handoff;
 use crate::shutdown::Signal;
 use crate::sink::{Sink, SinkClosed};
 use crate::source::connect::Connector;
@@ -126,6 +127,8 @@ pub struct Reader {
     txn_held: Vec<Option<(Arc<RowChange>, TxnMeta)>>,
     /// The current transaction's id once a `txn: true` task needed it.
     txn_id: Option<Arc<str>>,
+    /// Backfill chunks waiting for their snapshot position in the stream.
+    handoff: Option<Arc<Handoff>>,
 }
 
 /// Where an event inside a TRANSACTION_PAYLOAD sits: its own header carries no usable
@@ -189,7 +192,38 @@ impl Reader {
             warned_columns: Default::default(),
             txn_held: vec![None; tasks],
             txn_id: None,
+            handoff: None,
         }
+    }
+
+    /// Backfill chunks come through `handoff` and are delivered at their position.
+    pub fn with_handoff(mut self, handoff: Arc<Handoff>) -> Reader {
+        self.handoff = Some(handoff);
+        self
+    }
+
+    /// At a transaction boundary: hands over the backfill chunks whose snapshot position
+    /// the stream has reached.
+    fn hand_over_chunks(&mut self, sink: &dyn Sink) -> Result<(), SinkClosed> {
+        let Some(handoff) = &self.handoff else {
+            return Ok(());
+        };
+        let at = self.resume.position();
+        for (chunk, dropped) in handoff.due(&at) {
+            let t = &self.config.tasks[chunk.task];
+            let mut n = 0;
+            for row in chunk.rows {
+                // A task's row filter selects its backfilled rows too.
+                if !crate::filter::wants(&[], t.filter.as_ref(), &row) {
+                    continue;
+                }
+                self.stats.captured(chunk.task, row.kind, 1);
+                sink.deliver(chunk.task, row, None)?;
+                n += 1;
+            }
+            (chunk.done)(n, dropped, &at);
+        }
+        Ok(())
     }
 
     /// Reads until stop is requested (Ok) or a fatal error. Connection problems are
@@ -490,6 +524,12 @@ impl Reader {
             };
             if let Err(end) = self.handle(&event, sink) {
                 return end;
+            }
+            // Heartbeats make this happen on a quiet server too.
+            if !self.in_txn {
+                if let Err(e) = self.hand_over_chunks(sink) {
+                    return SessionEnd::Fatal(ReaderError::SinkClosed(e));
+                }
             }
             if !self.in_txn && self.stop.is_raised() {
                 self.flush_stats();
@@ -1043,7 +1083,9 @@ impl Reader {
             .copied()
             .filter(|&t| self.config.tasks[t].events.accepts(kind))
             .collect();
-        if tasks.is_empty() {
+        // A change no task takes still makes a backfilled copy of its row stale.
+        let watching = self.handoff.as_ref().is_some_and(|h| h.watching());
+        if tasks.is_empty() && !watching {
             return Ok(());
         }
         let timestamp = if self.txn_timestamp > 0 {
@@ -1063,8 +1105,23 @@ impl Reader {
                 return Ok(());
             }
         };
+        if tasks.is_empty() {
+            if let Some(h) = &self.handoff {
+                for change in &changes {
+                    for &task in &entry.tasks {
+                        h.observe(task, change);
+                    }
+                }
+            }
+            return Ok(());
+        }
         for change in changes {
             let change = Arc::new(change);
+            if let Some(h) = &self.handoff {
+                for &task in &entry.tasks {
+                    h.observe(task, &change);
+                }
+            }
             for &task in &tasks {
                 let t = &self.config.tasks[task];
                 if !crate::filter::wants(&t.on_change, t.filter.as_ref(), &change) {

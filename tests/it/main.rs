@@ -12,6 +12,7 @@
 
 mod harness;
 
+mod backfill;
 mod binlog_files;
 mod check_command;
 mod compressed_binlog;

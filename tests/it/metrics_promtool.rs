@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use crate::harness::{MariaDb, Receiver, Setup};
 
 use pikachu::http::render_prometheus;
-use pikachu::stats::{Histogram, StatsData, TaskStats};
+use pikachu::stats::{BackfillData, Histogram, StatsData, TaskStats};
 
 fn populated() -> StatsData {
     let mut latency = Histogram::default();
@@ -67,6 +67,19 @@ fn populated() -> StatsData {
         ha_takeovers: 3,
         ha_leases_lost: 1,
         ha_lease_errors: 2,
+        // And the backfill families.
+        backfills: vec![BackfillData {
+            task_id: "user_monitor".into(),
+            running: true,
+            rows_read: 5000,
+            rows_delivered: 4000,
+            rows_superseded: 3,
+            rows_estimated: 100_000,
+            chunks: 5,
+            failures: 1,
+            rows_per_second: 2500.0,
+            eta_seconds: 38.0,
+        }],
     }
 }
 

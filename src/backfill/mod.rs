@@ -1,0 +1,699 @@
+//! Backfill: delivers the rows a table already has, chunk by chunk in primary-key
+//! order, consistently with the live stream and without locking the table.
+//!
+//! One thread per backfill. Each chunk is read inside its own
+//! `START TRANSACTION WITH CONSISTENT SNAPSHOT`, together with the exact binlog position
+//! of that snapshot (MariaDB's `binlog_snapshot_file/position`), and handed to the
+//! reader through `handoff::Handoff`, which delivers it at that position of the stream
+//! (README, "Backfill", says why that is correct). This thread never touches the sink.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mysql::consts::{ColumnFlags, ColumnType};
+use mysql::prelude::Queryable;
+
+use crate::clock::unix_now;
+use crate::config::Config;
+use crate::event::{BinlogPosition, ChangeKind, RowChange, TableSchema, Value};
+use crate::handoff::{Chunk, Handoff};
+use crate::shutdown::Signal;
+use crate::source::connect::{ConnectError, Connector};
+use crate::stats::BackfillStats;
+
+pub mod control;
+pub mod progress;
+use progress::{KeyValue, ProgressFile, TaskProgress};
+
+/// What a backfill needs to be resumable: where its progress is kept and how far the
+/// checkpoint is (rows handed over before a boundary the checkpoint passed were
+/// delivered or dead-lettered).
+#[derive(Clone)]
+pub struct Resume {
+    pub progress: Arc<ProgressFile>,
+    pub safe_point: Arc<dyn Fn() -> BinlogPosition + Send + Sync>,
+    pub stats: Arc<BackfillStats>,
+    /// Raised by `pikachu backfill --cancel`.
+    pub cancel: Arc<Signal>,
+}
+
+/// Chunks handed to the sink but not yet known delivered: (boundary, last key, rows).
+type Handed = Arc<parking_lot::Mutex<Vec<(BinlogPosition, Vec<KeyValue>, u64)>>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error("task {task}: cannot backfill {table}: {error}")]
+    Query {
+        task: String,
+        table: String,
+        #[source]
+        error: mysql::Error,
+    },
+    #[error(
+        "task {task}: cannot backfill {table}: it has no primary key (a backfill pages by the \
+         primary key; add one, or leave `backfill` unset for this task)"
+    )]
+    NoPrimaryKey { task: String, table: String },
+    #[error("task {task}: cannot backfill: {error}")]
+    Connect {
+        task: String,
+        #[source]
+        error: ConnectError,
+    },
+    #[error(transparent)]
+    Progress(#[from] progress::ProgressError),
+    #[error(
+        "task {task}: cannot backfill: the server does not report binlog_snapshot_file/position \
+         (MariaDB 10.x and later do; a consistent backfill needs them)"
+    )]
+    NoSnapshotPosition { task: String },
+}
+
+/// Starts the backfill of task `task` in its own thread.
+pub fn spawn(
+    config: Arc<Config>,
+    task: usize,
+    handoff: Arc<Handoff>,
+    stop: Arc<Signal>,
+    resume: Resume,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("backfill-{task}"))
+        .spawn(move || {
+            let Some(c) = resume.stats.task(task) else {
+                return;
+            };
+            c.started.store(true, Relaxed);
+            c.running.store(true, Relaxed);
+            *c.run.lock() = (c.rows_read.load(Relaxed), Some(Instant::now()));
+            handoff.begin();
+            let result = run(&config, task, &handoff, &stop, &resume);
+            handoff.end(task);
+            c.running.store(false, Relaxed);
+            if let Err(e) = result {
+                c.failures.fetch_add(1, Relaxed);
+                log::error!("{e}");
+            }
+        })
+}
+
+fn run(
+    config: &Config,
+    task: usize,
+    handoff: &Handoff,
+    stop: &Signal,
+    resume: &Resume,
+) -> Result<(), BackfillError> {
+    let t = &config.tasks[task];
+    let stats = &resume.stats;
+    let Some(progress) = stats.task(task) else {
+        return Ok(());
+    };
+    let saved = resume.progress.get(&t.task_id).unwrap_or_default();
+    let mut confirmed = saved.clone();
+    // Rows of earlier runs count as read, so that the ETA is about what is left.
+    progress.rows_read.fetch_add(saved.rows, Relaxed);
+    *progress.run.lock() = (progress.rows_read.load(Relaxed), Some(Instant::now()));
+    let mut read_this_run = 0u64;
+    let handed: Handed = Arc::default();
+    // Saves the last key whose chunk the checkpoint has passed.
+    let confirm = |confirmed: &mut TaskProgress| -> Result<bool, BackfillError> {
+        let safe = (resume.safe_point)();
+        let mut h = handed.lock();
+        let n = h.iter().take_while(|(at, _, _)| *at < safe).count();
+        if n > 0 {
+            for (_, key, rows) in h.drain(..n) {
+                confirmed.after = Some(key);
+                confirmed.rows += rows;
+            }
+            resume.progress.set(&t.task_id, confirmed.clone())?;
+        }
+        Ok(h.is_empty())
+    };
+    let name = format!("`{}`.`{}`", t.database, t.table);
+    let err = |error| BackfillError::Query {
+        task: t.task_id.clone(),
+        table: name.clone(),
+        error,
+    };
+    // The same connection settings as the binlog reader's (hosts, TLS, credentials).
+    let mut conn = Connector::new(&config.database, None)
+        .connect()
+        .map_err(|error| BackfillError::Connect {
+            task: t.task_id.clone(),
+            error,
+        })?;
+    // TIMESTAMP values come in UTC, as the SPEC wants them.
+    conn.query_drop("SET time_zone = '+00:00'").map_err(err)?;
+    let columns: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? \
+             AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (&t.database, &t.table),
+        )
+        .map_err(err)?;
+    let key_names: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? \
+             AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+            (&t.database, &t.table),
+        )
+        .map_err(err)?;
+    let primary_key: Vec<usize> = key_names
+        .iter()
+        .filter_map(|k| columns.iter().position(|c| c == k))
+        .collect();
+    if primary_key.is_empty() {
+        return Err(BackfillError::NoPrimaryKey {
+            task: t.task_id.clone(),
+            table: name,
+        });
+    }
+    let estimated: Option<u64> = conn
+        .exec_first(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? \
+             AND TABLE_NAME = ?",
+            (&t.database, &t.table),
+        )
+        .map_err(err)?
+        .flatten();
+    progress
+        .rows_estimated
+        .store(estimated.unwrap_or(0), Relaxed);
+    let schema = Arc::new(TableSchema {
+        database: t.database.clone(),
+        table: t.table.clone(),
+        columns: columns.clone(),
+        primary_key: primary_key.clone(),
+    });
+    let quote = |c: &str| format!("`{}`", c.replace('`', "``"));
+    let list: Vec<String> = columns.iter().map(|c| quote(c)).collect();
+    let keys: Vec<String> = key_names.iter().map(|c| quote(c)).collect();
+    let order = keys.join(", ");
+    let chunk_size = t.backfill_chunk_size.max(1);
+    let filter = saved
+        .condition
+        .as_ref()
+        .map(|c| format!("({c}) AND "))
+        .unwrap_or_default();
+    let first = format!(
+        "SELECT {} FROM {name} {} ORDER BY {order} LIMIT {chunk_size}",
+        list.join(", "),
+        saved
+            .condition
+            .as_ref()
+            .map(|c| format!("WHERE ({c})"))
+            .unwrap_or_default()
+    );
+    // The whole key tuple: a composite key whose first column has few values still
+    // gives bounded chunks.
+    let marks = vec!["?"; keys.len()].join(", ");
+    let next = format!(
+        "SELECT {} FROM {name} WHERE {filter}({order}) > ({marks}) ORDER BY {order} LIMIT \
+         {chunk_size}",
+        list.join(", ")
+    );
+    log::info!(
+        "task {}: backfill of {name} started ({} rows estimated, chunks of {chunk_size})",
+        t.task_id,
+        estimated.unwrap_or(0)
+    );
+    let started = Instant::now();
+    let mut last_log = Instant::now();
+    let mut last_key: Option<Vec<mysql::Value>> = saved
+        .after
+        .as_ref()
+        .map(|k| k.iter().map(KeyValue::to_mysql).collect());
+    if last_key.is_some() {
+        log::info!(
+            "task {}: resuming the backfill of {name} after the last delivered chunk ({} rows \
+             delivered before)",
+            t.task_id,
+            saved.rows
+        );
+    }
+    let kind = if t.backfill_as_insert {
+        ChangeKind::Insert
+    } else {
+        ChangeKind::Read
+    };
+    loop {
+        if stop.is_raised() {
+            log::info!("task {}: backfill stopped by shutdown", t.task_id);
+            return Ok(());
+        }
+        if resume.cancel.is_raised() {
+            confirmed.done = true;
+            confirmed.cancelled = true;
+            resume.progress.set(&t.task_id, confirmed)?;
+            log::info!(
+                "task {}: backfill of {name} cancelled after {} rows read",
+                t.task_id,
+                progress.rows_read.load(Relaxed)
+            );
+            return Ok(());
+        }
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .map_err(err)?;
+        let status: Vec<(String, String)> = conn
+            .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+            .map_err(err)?;
+        let file = status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("binlog_snapshot_file"))
+            .map(|(_, v)| v.clone());
+        let pos = status
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("binlog_snapshot_position"))
+            .and_then(|(_, v)| v.parse::<u64>().ok());
+        let (Some(file), Some(pos)) = (file, pos) else {
+            return Err(BackfillError::NoSnapshotPosition {
+                task: t.task_id.clone(),
+            });
+        };
+        let at = BinlogPosition::new(file, pos);
+        let result = match &last_key {
+            None => conn.exec_iter(first.as_str(), ()),
+            Some(k) => conn.exec_iter(next.as_str(), k.clone()),
+        }
+        .map_err(err)?;
+        let cols = result.columns();
+        let cols = cols.as_ref().to_vec();
+        let mut rows: Vec<Vec<mysql::Value>> = Vec::new();
+        for row in result {
+            rows.push(row.map_err(err)?.unwrap());
+        }
+        conn.query_drop("COMMIT").map_err(err)?;
+        let n = rows.len();
+        if let Some(last) = rows.last() {
+            last_key = Some(primary_key.iter().map(|&i| last[i].clone()).collect());
+        }
+        let now = unix_now().max(0) as u32;
+        let changes: Vec<Arc<RowChange>> = rows
+            .into_iter()
+            .map(|raw| {
+                let image: Vec<Option<Value>> = raw
+                    .into_iter()
+                    .zip(&cols)
+                    .map(|(v, c)| Some(convert(v, c)))
+                    .collect();
+                let id = format!(
+                    "read:{}:{}",
+                    t.task_id,
+                    primary_key
+                        .iter()
+                        .map(|&i| match &image[i] {
+                            Some(v) => value_text(v),
+                            None => String::new(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                Arc::new(RowChange {
+                    kind,
+                    table: schema.clone(),
+                    before: None,
+                    after: Some(image),
+                    id,
+                    position: at.clone(),
+                    timestamp: now,
+                    gtid: None,
+                    go: None,
+                })
+            })
+            .collect();
+        progress.rows_read.fetch_add(n as u64, Relaxed);
+        read_this_run += n as u64;
+        progress.chunks.fetch_add(1, Relaxed);
+        let p = stats.clone();
+        let h = handed.clone();
+        let key: Vec<KeyValue> = last_key
+            .as_ref()
+            .map(|k| k.iter().map(KeyValue::from_mysql).collect())
+            .unwrap_or_default();
+        let chunk = Chunk {
+            task,
+            at,
+            rows: changes,
+            done: Box::new(move |delivered, dropped, boundary| {
+                if let Some(p) = p.task(task) {
+                    p.rows_delivered.fetch_add(delivered as u64, Relaxed);
+                    p.rows_superseded.fetch_add(dropped as u64, Relaxed);
+                }
+                h.lock().push((boundary.clone(), key, n as u64));
+            }),
+        };
+        if n > 0 && !handoff.submit(chunk, &|| stop.is_raised() || resume.cancel.is_raised()) {
+            // Shutdown or cancel: the loop's top says which.
+            continue;
+        }
+        confirm(&mut confirmed)?;
+        if t.backfill_rows_per_second > 0 {
+            let due = read_this_run as f64 / t.backfill_rows_per_second as f64;
+            let ahead = due - started.elapsed().as_secs_f64();
+            if ahead > 0.0 {
+                // The cancel signal's sleep; a shutdown is seen at the next chunk.
+                resume
+                    .cancel
+                    .sleep(std::time::Duration::from_secs_f64(ahead.min(1.0)));
+            }
+        }
+        if last_log.elapsed().as_secs() >= 5 || n < chunk_size {
+            last_log = Instant::now();
+            let done = progress.rows_read.load(Relaxed);
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let rate = read_this_run as f64 / secs;
+            let est = progress.rows_estimated.load(Relaxed);
+            let eta = if rate > 0.0 && est > done {
+                (est - done) as f64 / rate
+            } else {
+                0.0
+            };
+            log::info!(
+                "task {}: backfill of {name}: {done} of ~{est} rows read, {:.0} rows/s, ETA {:.0}s, \
+                 {} delivered, {} superseded by newer changes",
+                t.task_id,
+                rate,
+                eta,
+                progress.rows_delivered.load(Relaxed),
+                progress.rows_superseded.load(Relaxed)
+            );
+        }
+        if n < chunk_size {
+            log::info!(
+                "task {}: backfill of {name} read all {} rows in {} chunks",
+                t.task_id,
+                read_this_run,
+                progress.chunks.load(Relaxed)
+            );
+            // Finished once the checkpoint has passed every chunk.
+            while !confirm(&mut confirmed)? {
+                if !stop.sleep(std::time::Duration::from_millis(100)) {
+                    return Ok(());
+                }
+            }
+            confirmed.done = true;
+            resume.progress.set(&t.task_id, confirmed)?;
+            log::info!("task {}: backfill of {name} finished", t.task_id);
+            return Ok(());
+        }
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Text(t) => t.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn fraction(us: u32, decimals: u8) -> String {
+    let d = usize::from(decimals.min(6));
+    if d == 0 {
+        return String::new();
+    }
+    let s = format!("{us:06}");
+    format!(".{}", &s[..d])
+}
+
+/// A value of the binary protocol in the shape the binlog decoder gives the same
+/// column (SPEC section 3), so that both encode identically.
+fn convert(v: mysql::Value, c: &mysql::Column) -> Value {
+    use mysql::Value as M;
+    let ty = c.column_type();
+    match v {
+        M::NULL => Value::Null,
+        M::Int(i) => Value::Int(i),
+        M::UInt(u) => Value::UInt(u),
+        M::Float(f) => Value::Float(f),
+        M::Double(d) => Value::Double(d),
+        M::Date(y, mo, d, h, mi, s, us) => match ty {
+            ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => {
+                Value::Text(format!("{y:04}-{mo:02}-{d:02}"))
+            }
+            ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
+                Value::Text(format!(
+                    "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}Z",
+                    fraction(us, c.decimals())
+                ))
+            }
+            _ => Value::Text(format!(
+                "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}{}",
+                fraction(us, c.decimals())
+            )),
+        },
+        M::Time(neg, days, h, mi, s, us) => Value::Text(format!(
+            "{}{:02}:{mi:02}:{s:02}{}",
+            if neg { "-" } else { "" },
+            u32::from(h) + days * 24,
+            fraction(us, c.decimals())
+        )),
+        M::Bytes(b) => match ty {
+            ColumnType::MYSQL_TYPE_BIT => {
+                Value::UInt(b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x)))
+            }
+            ColumnType::MYSQL_TYPE_STRING
+            | ColumnType::MYSQL_TYPE_VAR_STRING
+            | ColumnType::MYSQL_TYPE_VARCHAR
+            | ColumnType::MYSQL_TYPE_BLOB
+            | ColumnType::MYSQL_TYPE_TINY_BLOB
+            | ColumnType::MYSQL_TYPE_MEDIUM_BLOB
+            | ColumnType::MYSQL_TYPE_LONG_BLOB
+            | ColumnType::MYSQL_TYPE_GEOMETRY
+                if c.character_set() == 63
+                    && !c
+                        .flags()
+                        .intersects(ColumnFlags::ENUM_FLAG | ColumnFlags::SET_FLAG) =>
+            {
+                Value::Bytes(b)
+            }
+            _ => Value::Text(String::from_utf8_lossy(&b).into_owned()),
+        },
+    }
+}
+
+/// Starts and cancels backfills while the daemon runs: `backfill: initial` at start,
+/// then what `pikachu backfill` asks through `control`.
+pub struct Controller {
+    config: Arc<Config>,
+    handoff: Arc<Handoff>,
+    stop: Arc<Signal>,
+    resume: Resume,
+    cancels: parking_lot::Mutex<std::collections::HashMap<usize, Arc<Signal>>>,
+}
+
+impl Controller {
+    pub fn new(
+        config: Arc<Config>,
+        handoff: Arc<Handoff>,
+        stop: Arc<Signal>,
+        resume: Resume,
+    ) -> Self {
+        Controller {
+            config,
+            handoff,
+            stop,
+            resume,
+            cancels: Default::default(),
+        }
+    }
+
+    /// Starts the backfill of `task` from its saved progress.
+    pub fn start(&self, task: usize) -> std::io::Result<()> {
+        let cancel = Arc::new(Signal::new());
+        self.cancels.lock().insert(task, cancel.clone());
+        let resume = Resume {
+            cancel,
+            ..self.resume.clone()
+        };
+        spawn(
+            self.config.clone(),
+            task,
+            self.handoff.clone(),
+            self.stop.clone(),
+            resume,
+        )
+        .map(drop)
+    }
+
+    fn running(&self, task: usize) -> bool {
+        self.resume
+            .stats
+            .task(task)
+            .is_some_and(|c| c.running.load(Relaxed))
+    }
+
+    /// Acts on one request from `pikachu backfill`.
+    pub fn handle(&self, request: control::Request) {
+        let Some(task) = self
+            .config
+            .tasks
+            .iter()
+            .position(|t| t.task_id == request.task)
+        else {
+            log::warn!(
+                "backfill request for an unknown task {:?} ignored",
+                request.task
+            );
+            return;
+        };
+        if request.cancel {
+            match self.cancels.lock().get(&task) {
+                Some(c) if self.running(task) => {
+                    log::info!("task {}: backfill cancel requested", request.task);
+                    c.raise();
+                }
+                _ => log::warn!("task {}: no backfill running to cancel", request.task),
+            }
+            return;
+        }
+        if self.running(task) {
+            log::warn!(
+                "task {}: a backfill is already running; cancel it first (`pikachu backfill \
+                 --cancel --task {}`)",
+                request.task,
+                request.task
+            );
+            return;
+        }
+        let fresh = TaskProgress {
+            condition: request.condition.clone(),
+            ..TaskProgress::default()
+        };
+        if let Err(e) = self.resume.progress.set(&request.task, fresh) {
+            log::error!("{e}");
+            return;
+        }
+        log::info!(
+            "task {}: backfill requested{}",
+            request.task,
+            request
+                .condition
+                .as_ref()
+                .map(|c| format!(" where {c}"))
+                .unwrap_or_default()
+        );
+        if let Err(e) = self.start(task) {
+            log::error!(
+                "task {}: cannot start the backfill thread: {e}",
+                request.task
+            );
+        }
+    }
+
+    /// What `pikachu backfill --status` prints: per task with a backfill, this run's
+    /// figures and the saved progress.
+    fn status(&self) -> serde_json::Value {
+        let tasks: Vec<serde_json::Value> = self
+            .config
+            .tasks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| {
+                let saved = self.resume.progress.get(&t.task_id);
+                let live = self.resume.stats.data(i, &t.task_id);
+                if saved.is_none() && live.is_none() {
+                    return None;
+                }
+                let live = live.unwrap_or_default();
+                Some(serde_json::json!({
+                    "task_id": t.task_id,
+                    "status": match &saved {
+                        _ if live.running => "running",
+                        Some(p) if p.cancelled => "cancelled",
+                        Some(p) if p.done => "done",
+                        _ => "stopped",
+                    },
+                    "where": saved.as_ref().and_then(|p| p.condition.clone()),
+                    "rows_confirmed": saved.as_ref().map_or(0, |p| p.rows),
+                    "rows_read": live.rows_read,
+                    "rows_estimated": live.rows_estimated,
+                    "rows_per_second": live.rows_per_second.round(),
+                    "eta_seconds": live.eta_seconds.round(),
+                    "failures": live.failures,
+                }))
+            })
+            .collect();
+        serde_json::json!({ "backfills": tasks })
+    }
+
+    /// Polls for requests until shutdown, and keeps the status file current.
+    pub fn serve(self: Arc<Self>) {
+        let data_dir = self.config.data_dir.clone();
+        let spawned = std::thread::Builder::new()
+            .name("backfill-control".into())
+            .spawn(move || {
+                let mut last = serde_json::Value::Null;
+                loop {
+                    for r in control::take(&data_dir) {
+                        self.handle(r);
+                    }
+                    let now = self.status();
+                    if now != last {
+                        let text = serde_json::to_vec_pretty(&now).unwrap_or_default();
+                        if let Err((path, e)) =
+                            crate::fsutil::replace_file(&control::status_path(&data_dir), &text)
+                        {
+                            log::warn!("cannot write {}: {e}", path.display());
+                        }
+                        last = now;
+                    }
+                    if !self.stop.sleep(std::time::Duration::from_millis(500)) {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("cannot start the backfill control thread: {e}; `pikachu backfill` will not be heard");
+        }
+    }
+}
+
+/// Starts the backfills due when the daemon starts (`backfill: initial` on a
+/// `first_start` without a checkpoint or for a task new to `backfill.json`, and any
+/// backfill a restart interrupted) and the
+/// thread that serves `pikachu backfill`. `safe_point`: how far the checkpoint is.
+pub fn start(
+    config: Arc<Config>,
+    handoff: Arc<Handoff>,
+    stop: Arc<Signal>,
+    safe_point: Arc<dyn Fn() -> BinlogPosition + Send + Sync>,
+    stats: Arc<BackfillStats>,
+    first_start: bool,
+) -> Result<(), String> {
+    let progress = Arc::new(ProgressFile::open(&config.data_dir));
+    let resume = Resume {
+        progress: progress.clone(),
+        safe_point,
+        stats,
+        cancel: Arc::new(Signal::new()),
+    };
+    let controller = Arc::new(Controller::new(config.clone(), handoff, stop, resume));
+    for (i, t) in config.tasks.iter().enumerate() {
+        let saved = progress.get(&t.task_id);
+        let run = match saved {
+            // A `backfill: initial` task begins its backfill when the daemon starts
+            // without a checkpoint, or when the task is new (no progress yet).
+            _ if t.backfill_initial && (first_start || saved.is_none()) => {
+                progress
+                    .set(&t.task_id, TaskProgress::default())
+                    .map_err(|e| e.to_string())?;
+                true
+            }
+            // Initial or on demand, a backfill goes on until it finished.
+            Some(p) => !p.done,
+            None => false,
+        };
+        if run {
+            controller
+                .start(i)
+                .map_err(|e| format!("cannot start the backfill thread: {e}"))?;
+        }
+    }
+    // Requests left while the daemon was down are for the daemon that runs now.
+    controller.serve();
+    Ok(())
+}
