@@ -25,6 +25,9 @@ pub type ChunkDone = Box<dyn FnOnce(usize, usize, &BinlogPosition) + Send>;
 pub struct Chunk {
     pub task: usize,
     pub at: BinlogPosition,
+    /// The columns that identify a row: the key the backfill pages by (the primary key,
+    /// else a unique key), or every column for a table with neither.
+    pub key: Arc<[usize]>,
     pub rows: Vec<Arc<RowChange>>,
     /// Called by the reader after the chunk was handed to the sink, with the number
     /// of rows handed over and dropped, and the transaction boundary the rows follow:
@@ -37,8 +40,9 @@ struct Inner {
     /// Backfills running: while any is, the reader records changed keys.
     active: usize,
     pending: VecDeque<Chunk>,
-    /// (position of the rows event, task, key) of changes read while active.
-    changed: Vec<(BinlogPosition, usize, String)>,
+    /// (task, change) of changes read while active, in stream order; the chunk's `key`
+    /// says which of their columns identify a row.
+    changed: Vec<(usize, Arc<RowChange>)>,
     /// Per task, the snapshot position of its latest chunk: a backfill's snapshots
     /// only move forward, so changes at or before it can never drop a row again.
     floor: std::collections::HashMap<usize, BinlogPosition>,
@@ -116,20 +120,13 @@ impl Handoff {
         g.active > 0 || !g.pending.is_empty()
     }
 
-    /// The reader read a change of `task` at `at` (before handing it to the sink).
-    pub fn observe(&self, task: usize, change: &RowChange) {
+    /// The reader read a change of `task` (before handing it to the sink).
+    pub fn observe(&self, task: usize, change: &Arc<RowChange>) {
         let mut g = self.inner.lock();
         if g.active == 0 && g.pending.is_empty() {
             return;
         }
-        let pk = &change.table.primary_key;
-        for image in [change.before.as_ref(), change.after.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            let key = key_text(pk, image);
-            g.changed.push((change.position.clone(), task, key));
-        }
+        g.changed.push((task, change.clone()));
     }
 
     /// The reader is at a transaction boundary `at`: takes the chunks due there, each
@@ -151,15 +148,19 @@ impl Handoff {
             let before = chunk.rows.len();
             let task = chunk.task;
             let since = chunk.at.clone();
-            let changed: std::collections::HashSet<&str> = g
+            // Old and new key of every change after the snapshot.
+            let changed: std::collections::HashSet<String> = g
                 .changed
                 .iter()
-                .filter(|(p, t, _)| *t == task && *p > since)
-                .map(|(_, _, k)| k.as_str())
+                .filter(|(t, c)| *t == task && c.position > since)
+                .flat_map(|(_, c)| [c.before.as_ref(), c.after.as_ref()])
+                .flatten()
+                .map(|image| key_text(&chunk.key, image))
                 .collect();
             if !changed.is_empty() {
+                let key = chunk.key.clone();
                 chunk.rows.retain(|r| match r.after.as_ref() {
-                    Some(img) => !changed.contains(key_text(&r.table.primary_key, img).as_str()),
+                    Some(img) => !changed.contains(&key_text(&key, img)),
                     None => true,
                 });
             }
@@ -174,7 +175,7 @@ impl Handoff {
             }
         }
         g.changed
-            .retain(|(p, t, _)| oldest.get(t).is_none_or(|floor| *p > *floor));
+            .retain(|(t, c)| oldest.get(t).is_none_or(|floor| c.position > *floor));
         self.room.notify_all();
         out
     }
@@ -210,6 +211,7 @@ mod tests {
         Chunk {
             task: 0,
             at: BinlogPosition::new("b.000001", at),
+            key: Arc::from([0usize]),
             rows: ids
                 .iter()
                 .map(|&i| row(ChangeKind::Read, i, 0, at))

@@ -50,11 +50,6 @@ pub enum BackfillError {
         #[source]
         error: mysql::Error,
     },
-    #[error(
-        "task {task}: cannot backfill {table}: it has no primary key (a backfill pages by the \
-         primary key; add one, or leave `backfill` unset for this task)"
-    )]
-    NoPrimaryKey { task: String, table: String },
     #[error("task {task}: cannot backfill: {error}")]
     Connect {
         task: String,
@@ -153,23 +148,53 @@ fn run(
             (&t.database, &t.table),
         )
         .map_err(err)?;
-    let key_names: Vec<String> = conn
+    let position_of = |names: &[String]| -> Vec<usize> {
+        names
+            .iter()
+            .filter_map(|k| columns.iter().position(|c| c == k))
+            .collect()
+    };
+    let pk_names: Vec<String> = conn
         .exec(
             "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? \
              AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
             (&t.database, &t.table),
         )
         .map_err(err)?;
-    let primary_key: Vec<usize> = key_names
-        .iter()
-        .filter_map(|k| columns.iter().position(|c| c == k))
-        .collect();
-    if primary_key.is_empty() {
-        return Err(BackfillError::NoPrimaryKey {
-            task: t.task_id.clone(),
-            table: name,
-        });
+    // Paged by the primary key, else by the unique key of NOT NULL columns the server
+    // takes as the primary key (the stream's events of the table name it as theirs, so
+    // `primary_id` and per-key order agree); a table with neither is read in one pass.
+    let unique = pk_names.is_empty();
+    let key_names = if unique {
+        unique_key(&mut conn, &t.database, &t.table).map_err(err)?
+    } else {
+        pk_names
+    };
+    let paging = position_of(&key_names);
+    let primary_key = paging.clone();
+    let keyless = paging.is_empty();
+    if keyless {
+        log::warn!(
+            "task {}: {name} has neither a primary key nor a unique key of NOT NULL columns: \
+             its backfill reads the table in one pass inside one snapshot (an open \
+             transaction for the whole read), cannot resume after a restart (it starts \
+             over), and a receiver cannot tell rows apart; add a primary key to backfill it \
+             in chunks",
+            t.task_id
+        );
+    } else if unique {
+        log::info!(
+            "task {}: {name} has no primary key; its backfill pages by the unique key ({})",
+            t.task_id,
+            key_names.join(", ")
+        );
     }
+    // What identifies a row for the hand-off: the paging key, or the whole row.
+    let identity: Arc<[usize]> = if keyless {
+        (0..columns.len()).collect()
+    } else {
+        paging.clone().into()
+    };
     let estimated: Option<u64> = conn
         .exec_first(
             "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? \
@@ -197,15 +222,19 @@ fn run(
         .as_ref()
         .map(|c| format!("({c}) AND "))
         .unwrap_or_default();
-    let first = format!(
-        "SELECT {} FROM {name} {} ORDER BY {order} LIMIT {chunk_size}",
-        list.join(", "),
-        saved
-            .condition
-            .as_ref()
-            .map(|c| format!("WHERE ({c})"))
-            .unwrap_or_default()
-    );
+    let whole = saved
+        .condition
+        .as_ref()
+        .map(|c| format!("WHERE ({c})"))
+        .unwrap_or_default();
+    let first = if keyless {
+        format!("SELECT {} FROM {name} {whole}", list.join(", "))
+    } else {
+        format!(
+            "SELECT {} FROM {name} {whole} ORDER BY {order} LIMIT {chunk_size}",
+            list.join(", ")
+        )
+    };
     // The whole key tuple: a composite key whose first column has few values still
     // gives bounded chunks.
     let marks = vec!["?"; keys.len()].join(", ");
@@ -221,9 +250,11 @@ fn run(
     );
     let started = Instant::now();
     let mut last_log = Instant::now();
+    // A keyless pass cannot resume: it starts over.
     let mut last_key: Option<Vec<mysql::Value>> = saved
         .after
         .as_ref()
+        .filter(|_| !keyless)
         .map(|k| k.iter().map(KeyValue::to_mysql).collect());
     if last_key.is_some() {
         log::info!(
@@ -233,6 +264,7 @@ fn run(
             saved.rows
         );
     }
+    let mut keyless_seq = 0u64;
     let kind = if t.backfill_as_insert {
         ChangeKind::Insert
     } else {
@@ -278,76 +310,94 @@ fn run(
             Some(k) => conn.exec_iter(next.as_str(), k.clone()),
         }
         .map_err(err)?;
-        let cols = result.columns();
-        let cols = cols.as_ref().to_vec();
+        let cols = result.columns().as_ref().to_vec();
+        // Converts rows read at `at` and queues them for the reader; false when a
+        // shutdown or cancel stopped the wait for room.
+        let mut hand = |rows: Vec<Vec<mysql::Value>>, last_key: &mut Option<Vec<mysql::Value>>| {
+            let n = rows.len();
+            if let Some(last) = rows.last().filter(|_| !keyless) {
+                *last_key = Some(paging.iter().map(|&i| last[i].clone()).collect());
+            }
+            let now = unix_now().max(0) as u32;
+            let changes: Vec<Arc<RowChange>> = rows
+                .into_iter()
+                .map(|raw| {
+                    let image: Vec<Option<Value>> = raw
+                        .into_iter()
+                        .zip(&cols)
+                        .map(|(v, c)| Some(convert(v, c)))
+                        .collect();
+                    // Stable across redeliveries: the key; a keyless row's place in
+                    // the pass.
+                    let id = if keyless {
+                        keyless_seq += 1;
+                        format!("read:{}:#{keyless_seq}", t.task_id)
+                    } else {
+                        let key: Vec<String> = paging
+                            .iter()
+                            .map(|&i| image[i].as_ref().map(value_text).unwrap_or_default())
+                            .collect();
+                        format!("read:{}:{}", t.task_id, key.join(","))
+                    };
+                    Arc::new(RowChange {
+                        kind,
+                        table: schema.clone(),
+                        before: None,
+                        after: Some(image),
+                        id,
+                        position: at.clone(),
+                        timestamp: now,
+                        gtid: None,
+                        go: None,
+                    })
+                })
+                .collect();
+            progress.rows_read.fetch_add(n as u64, Relaxed);
+            read_this_run += n as u64;
+            progress.chunks.fetch_add(1, Relaxed);
+            let p = stats.clone();
+            let h = handed.clone();
+            let key: Vec<KeyValue> = last_key
+                .as_ref()
+                .map(|k| k.iter().map(KeyValue::from_mysql).collect())
+                .unwrap_or_default();
+            let chunk = Chunk {
+                task,
+                at: at.clone(),
+                key: identity.clone(),
+                rows: changes,
+                done: Box::new(move |delivered, dropped, boundary| {
+                    if let Some(p) = p.task(task) {
+                        p.rows_delivered.fetch_add(delivered as u64, Relaxed);
+                        p.rows_superseded.fetch_add(dropped as u64, Relaxed);
+                    }
+                    h.lock().push((boundary.clone(), key, n as u64));
+                }),
+            };
+            n == 0 || handoff.submit(chunk, &|| stop.is_raised() || resume.cancel.is_raised())
+        };
         let mut rows: Vec<Vec<mysql::Value>> = Vec::new();
+        let mut n = 0;
+        let mut gave_up = false;
         for row in result {
             rows.push(row.map_err(err)?.unwrap());
+            // One pass: a chunk at a time while the snapshot stays open.
+            if keyless && rows.len() == chunk_size {
+                n += chunk_size;
+                if !hand(std::mem::take(&mut rows), &mut last_key) {
+                    gave_up = true;
+                    break;
+                }
+            }
         }
         conn.query_drop("COMMIT").map_err(err)?;
-        let n = rows.len();
-        if let Some(last) = rows.last() {
-            last_key = Some(primary_key.iter().map(|&i| last[i].clone()).collect());
-        }
-        let now = unix_now().max(0) as u32;
-        let changes: Vec<Arc<RowChange>> = rows
-            .into_iter()
-            .map(|raw| {
-                let image: Vec<Option<Value>> = raw
-                    .into_iter()
-                    .zip(&cols)
-                    .map(|(v, c)| Some(convert(v, c)))
-                    .collect();
-                let id = format!(
-                    "read:{}:{}",
-                    t.task_id,
-                    primary_key
-                        .iter()
-                        .map(|&i| match &image[i] {
-                            Some(v) => value_text(v),
-                            None => String::new(),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
-                );
-                Arc::new(RowChange {
-                    kind,
-                    table: schema.clone(),
-                    before: None,
-                    after: Some(image),
-                    id,
-                    position: at.clone(),
-                    timestamp: now,
-                    gtid: None,
-                    go: None,
-                })
-            })
-            .collect();
-        progress.rows_read.fetch_add(n as u64, Relaxed);
-        read_this_run += n as u64;
-        progress.chunks.fetch_add(1, Relaxed);
-        let p = stats.clone();
-        let h = handed.clone();
-        let key: Vec<KeyValue> = last_key
-            .as_ref()
-            .map(|k| k.iter().map(KeyValue::from_mysql).collect())
-            .unwrap_or_default();
-        let chunk = Chunk {
-            task,
-            at,
-            rows: changes,
-            done: Box::new(move |delivered, dropped, boundary| {
-                if let Some(p) = p.task(task) {
-                    p.rows_delivered.fetch_add(delivered as u64, Relaxed);
-                    p.rows_superseded.fetch_add(dropped as u64, Relaxed);
-                }
-                h.lock().push((boundary.clone(), key, n as u64));
-            }),
-        };
-        if n > 0 && !handoff.submit(chunk, &|| stop.is_raised() || resume.cancel.is_raised()) {
+        n += rows.len();
+        if gave_up || !hand(rows, &mut last_key) {
             // Shutdown or cancel: the loop's top says which.
             continue;
         }
+        // The pass read the whole table.
+        let n = if keyless { 0 } else { n };
         confirm(&mut confirmed)?;
         if t.backfill_rows_per_second > 0 {
             let due = read_this_run as f64 / t.backfill_rows_per_second as f64;
@@ -401,6 +451,45 @@ fn run(
     }
 }
 
+/// The unique key whose columns are all NOT NULL that the server treats as the primary
+/// key of a table without one (InnoDB clusters by it, and the binlog's metadata names
+/// it): the first such index `SHOW INDEX` lists, as the server sorts them. Empty when
+/// there is none.
+fn unique_key(conn: &mut mysql::Conn, database: &str, table: &str) -> mysql::Result<Vec<String>> {
+    let quote = |n: &str| format!("`{}`", n.replace('`', "``"));
+    let rows: Vec<mysql::Row> = conn.query(format!(
+        "SHOW INDEX FROM {}.{}",
+        quote(database),
+        quote(table)
+    ))?;
+    // (index, columns, any nullable) in the order listed.
+    let mut keys: Vec<(String, Vec<String>, bool)> = Vec::new();
+    for row in rows {
+        let text = |name: &str| -> String {
+            row.get_opt::<String, _>(name)
+                .and_then(Result::ok)
+                .unwrap_or_default()
+        };
+        if text("Non_unique") != "0" {
+            continue;
+        }
+        let (index, column) = (text("Key_name"), text("Column_name"));
+        let nullable = text("Null").eq_ignore_ascii_case("YES");
+        match keys.iter_mut().find(|k| k.0 == index) {
+            Some(k) => {
+                k.1.push(column);
+                k.2 |= nullable;
+            }
+            None => keys.push((index, vec![column], nullable)),
+        }
+    }
+    Ok(keys
+        .into_iter()
+        .find(|k| !k.2)
+        .map(|k| k.1)
+        .unwrap_or_default())
+}
+
 fn value_text(v: &Value) -> String {
     match v {
         Value::Int(i) => i.to_string(),
@@ -452,6 +541,11 @@ fn convert(v: mysql::Value, c: &mysql::Column) -> Value {
             fraction(us, c.decimals())
         )),
         M::Bytes(b) => match ty {
+            // MySQL's JSON type (MariaDB's JSON is LONGTEXT, text in the binlog too).
+            ColumnType::MYSQL_TYPE_JSON => match serde_json::from_slice(&b) {
+                Ok(doc) => Value::Json(doc),
+                Err(_) => Value::Text(String::from_utf8_lossy(&b).into_owned()),
+            },
             ColumnType::MYSQL_TYPE_BIT => {
                 Value::UInt(b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x)))
             }

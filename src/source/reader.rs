@@ -1107,9 +1107,10 @@ impl Reader {
         };
         if tasks.is_empty() {
             if let Some(h) = &self.handoff {
-                for change in &changes {
+                for change in changes {
+                    let change = Arc::new(change);
                     for &task in &entry.tasks {
-                        h.observe(task, change);
+                        h.observe(task, &change);
                     }
                 }
             }

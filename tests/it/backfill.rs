@@ -242,23 +242,108 @@ fn composite_key_is_paged_by_the_whole_tuple() {
 }
 
 #[test]
-fn table_without_primary_key_is_refused_with_a_clear_error() {
+fn a_table_with_only_a_unique_key_is_paged_by_it() {
     let db = MariaDb::start();
-    db.exec("CREATE DATABASE shop; CREATE TABLE shop.logs (msg VARCHAR(20)); INSERT INTO shop.logs VALUES ('x')");
+    // A nullable unique key cannot page (NULLs repeat); the NOT NULL one can.
+    db.exec(
+        "CREATE DATABASE shop; CREATE TABLE shop.codes (code VARCHAR(20) NOT NULL, \
+         alt INT NULL, v INT NOT NULL, UNIQUE KEY by_alt (alt), UNIQUE KEY by_code (code))",
+    );
+    let values: Vec<String> = (0..300)
+        .map(|i| format!("('c{i:04}', NULL, {i})"))
+        .collect();
+    db.exec(&format!(
+        "INSERT INTO shop.codes VALUES {}",
+        values.join(",")
+    ));
     let rx = Receiver::always(200);
     let setup = Setup::new(
         &db,
         "shop",
-        &backfill_task("logs", "logs", &rx.url("/l"), 10),
+        &backfill_task("codes", "codes", &rx.url("/c"), 16),
         "",
     );
     let p = Pikachu::spawn(&setup, &[]);
-    p.wait_for_log("cannot backfill `shop`.`logs`: it has no primary key", WAIT);
+    p.wait_for_log("its backfill pages by the unique key (code)", WAIT);
+    db.exec("UPDATE shop.codes SET v = -1 WHERE code = 'c0290'; DELETE FROM shop.codes WHERE code = 'c0007'");
+    p.wait_for_log(
+        "backfill of `shop`.`codes` read all 300 rows in 19 chunks",
+        WAIT,
+    );
+    let want = table_state(
+        &db,
+        "SELECT code, alt, v FROM shop.codes",
+        &["code", "alt", "v"],
+        &["code"],
+    );
+    let same = poll_until(WAIT, || apply(&rx.events(), &["code"]) == want);
+    let got = apply(&rx.events(), &["code"]);
+    let differ: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(*v))
+        .take(3)
+        .map(|(k, v)| format!("{k}: want {v}, got {:?}", got.get(k)))
+        .collect();
+    assert!(
+        same,
+        "receiver state differs from the table ({} vs {} rows): {differ:?}; log:\n{}",
+        got.len(),
+        want.len(),
+        p.log()
+    );
+    let read = rx
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "read" && e["data"]["code"] == "c0001")
+        .unwrap();
+    assert_eq!(read["id"], "read:codes:c0001", "{read}");
+    // As the stream's events of this table: the server takes the key as the primary key.
+    assert_eq!(read["primary_id"], "c0001", "{read}");
+}
+
+#[test]
+fn a_table_without_any_key_is_read_in_one_pass_with_a_warning() {
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.logs (msg VARCHAR(20), n INT)");
+    let values: Vec<String> = (0..250).map(|i| format!("('m{i}', {i})")).collect();
+    db.exec(&format!(
+        "INSERT INTO shop.logs VALUES {}",
+        values.join(",")
+    ));
+    let rx = Receiver::always(200);
+    let setup = Setup::new(
+        &db,
+        "shop",
+        &backfill_task("logs", "logs", &rx.url("/l"), 100),
+        "",
+    );
+    let p = Pikachu::spawn(&setup, &[]);
+    p.wait_for_log(
+        "has neither a primary key nor a unique key of NOT NULL columns",
+        WAIT,
+    );
+    p.wait_for_log(
+        "backfill of `shop`.`logs` read all 250 rows in 3 chunks",
+        WAIT,
+    );
+    let reads = rx.wait_for_events(250, WAIT);
+    let mut got: Vec<i64> = reads
+        .iter()
+        .filter(|e| e["event"] == "read")
+        .map(|e| e["data"]["n"].as_i64().unwrap())
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..250).collect::<Vec<i64>>());
+    // Each row once, with its place in the pass as its id.
+    let ids: std::collections::BTreeSet<&str> =
+        reads.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids.len(), 250);
+    assert!(ids.contains("read:logs:#250"), "{ids:?}");
     // The stream goes on.
-    db.exec("INSERT INTO shop.logs VALUES ('y')");
-    let events = rx.wait_for_events(1, WAIT);
-    assert_eq!(events[0]["event"], "insert");
-    assert_eq!(events[0]["data"]["msg"], "y");
+    db.exec("INSERT INTO shop.logs VALUES ('y', 1000)");
+    let events = rx.wait_for_events(251, WAIT);
+    assert_eq!(events[250]["event"], "insert");
+    assert_eq!(events[250]["data"]["msg"], "y");
 }
 
 fn progress(setup: &Setup) -> Value {
