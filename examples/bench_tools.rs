@@ -62,6 +62,10 @@ fn main() {
             num("--first-id", 1_000_000_000),
             &opt("--pairs-file").unwrap_or_else(|| usage()),
         ),
+        "select" => select(
+            &opt("--url").unwrap_or_else(|| usage()),
+            &opt("--table").unwrap_or_else(|| usage()),
+        ),
         _ => usage(),
     }
 }
@@ -69,7 +73,8 @@ fn main() {
 fn usage() -> ! {
     eprintln!(
         "usage: bench_tools receive --port-file F | ureq --url U [--threads N] [--requests M] \
-         | bulk --url mysql://… [--rows N] [--per-txn K] | paced --url mysql://… --pairs-file F [--rows N] [--rate R]"
+         | bulk --url mysql://… [--rows N] [--per-txn K] | paced --url mysql://… --pairs-file F [--rows N] [--rate R] \
+         | select --url mysql://… --table T"
     );
     std::process::exit(2)
 }
@@ -336,6 +341,32 @@ fn values(id: u64, sent_us: Option<u64>) -> String {
 }
 
 const INSERT: &str = "INSERT INTO events (id,name,email,age,balance,created_at,sent_us) VALUES ";
+
+/// The ceiling of a backfill: one plain `SELECT *` of the table with the same client
+/// (prepared, binary protocol, as the backfill reads). Prints "rows rows_per_second"
+/// of the best of three.
+fn select(url: &str, table: &str) {
+    let mut conn = connect(url);
+    let mut best: Option<(u64, f64)> = None;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let result = conn
+            .exec_iter(format!("SELECT * FROM {table}"), ())
+            .unwrap_or_else(|e| fail(&format!("select: {e}")));
+        let mut rows = 0u64;
+        for row in result {
+            let row = row.unwrap_or_else(|e| fail(&format!("select: {e}")));
+            std::hint::black_box(row.unwrap());
+            rows += 1;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        if best.is_none_or(|(_, s)| secs < s) {
+            best = Some((rows, secs));
+        }
+    }
+    let (rows, secs) = best.unwrap_or((0, 1.0));
+    println!("{rows} {}", (rows as f64 / secs.max(1e-6)).round());
+}
 
 fn bulk(url: &str, rows: u64, per_txn: u64, first_id: u64) {
     let mut conn = connect(url);

@@ -76,7 +76,8 @@ reset() { curl -s -X POST "$hook/reset" >/dev/null; }
 
 master_pos() { sql -e "SHOW MASTER STATUS" | awk '{print $1, $2}'; }
 
-# pikachu's configuration; $1 batch size, $2 start_from YAML, $3 data dir.
+# pikachu's configuration; $1 batch size, $2 start_from YAML, $3 data dir, $4 more task
+# keys (optional).
 write_config() {
   mkdir -p "$3"
   cat > "$3/config.yaml" <<EOF
@@ -105,6 +106,7 @@ tasks:
     table_name: events
     events: [insert, update, delete]
     callback_url: $hook/hook
+${4:-}
 EOF
 }
 
@@ -194,6 +196,28 @@ for batch in 1 100; do
   say "batch $batch: ${rate_of[$batch]} events/s, VmHWM $hwm kB, ${cpu_of[$batch]} CPU s per 100k"
 done
 
+# ---- backfill ------------------------------------------------------------------------
+# The same table, now holding $rows rows: a plain SELECT * with the same client (best of
+# three), then pikachu's `backfill: initial` of it at batch_size 100, events/s from the
+# first to the last webhook; VmRSS when half the rows arrived and at the end shows
+# whether memory grows with the table.
+say "plain SELECT * of bench.events with the mysql crate"
+read -r select_rows select_rate < <("$tools" select --url "$db_url" --table events)
+reset
+dir="$work/run-backfill"
+write_config 100 latest "$dir" "    backfill: initial"
+backfill_load=$(loadavg)
+say "pikachu backfill of $select_rows rows, batch_size 100 (load $backfill_load)"
+"$bin" -config "$dir/config.yaml" 2> "$dir/stderr.log" & pid=$!; pids+=($pid)
+if ! wait_events $((select_rows / 2)) 600; then tail -n 20 "$dir/stderr.log" >&2; exit 1; fi
+read -r backfill_rss_half _ _ < <(proc_figures "$pid")
+if ! wait_events "$select_rows" 600; then tail -n 20 "$dir/stderr.log" >&2; exit 1; fi
+read -r backfill_rss_end backfill_hwm _ < <(proc_figures "$pid")
+kill -TERM "$pid"; wait "$pid" || true
+stats=$(curl -s "$hook/stats")
+backfill_rate=$(python3 -c "import json; s=json.loads('$stats'); print(round((s['events']) / max(1e-6, (s['last_us'] - s['first_us']) / 1e6)))")
+say "backfill: $backfill_rate rows/s (SELECT: $select_rate rows/s); VmRSS $backfill_rss_half kB at half, $backfill_rss_end kB at the end"
+
 # ---- latency and idle memory ---------------------------------------------------------
 reset
 dir="$work/run-latency"
@@ -253,6 +277,8 @@ line("CPU per 100k events, batch 1", "${cpu_of[1]} s", "<= 1.5x bare ureq", ${cp
 line("CPU per 100k events, batch 100", "${cpu_of[100]} s", "< 1 s", ${cpu_of[100]} < 1.0)
 line("CPU per 100k events, 500/s singles", "$lat_cpu s", "-", None)
 line("release binary", f"{size / 1048576:.1f} MB", "< 8 MB", size < 8 * 1048576)
+line("backfill, batch 100", f"{$backfill_rate:,} rows/s", ">= 50% of a plain SELECT *", $backfill_rate >= 0.5 * $select_rate, f"{$backfill_rate / $select_rate:.0%} of {$select_rate:,} rows/s")
+line("backfill VmRSS at half / at the end / VmHWM", f"{$backfill_rss_half / 1024:.1f} / {$backfill_rss_end / 1024:.1f} / {$backfill_hwm / 1024:.1f} MB", "flat", None)
 EOF
 }
 {
@@ -260,7 +286,7 @@ EOF
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load at end $(loadavg)"
   echo "rows: $rows (1,000-row transactions), workers: $workers; latency: $lat_rows rows at $rate rows/s"
   echo "peak RSS by run: batch 1 ${hwm_of[1]} kB, batch 100 ${hwm_of[100]} kB, latency $lat_hwm kB"
-  echo "load average (1/5/15 min) at the start of each run: batch 1 ${load_of[1]}; batch 100 ${load_of[100]}; latency $lat_load"
+  echo "load average (1/5/15 min) at the start of each run: batch 1 ${load_of[1]}; batch 100 ${load_of[100]}; backfill $backfill_load; latency $lat_load"
   echo
   report
 } | tee ${out:+"$out"}

@@ -724,6 +724,7 @@ fn check_database(cfg: &Config, r: &mut Report) {
         check_table(&mut conn, t, &who, r);
     }
     check_task_selection(&mut conn, cfg, r);
+    check_backfills(&mut conn, cfg, &info, r);
     check_ha(&mut conn, cfg, &who, r);
     check_start(&mut conn, cfg, info.server_id, r);
 }
@@ -971,6 +972,48 @@ fn check_table(conn: &mut mysql::Conn, t: &Task, who: &str, r: &mut Report) {
 }
 
 /// Each task's columns, trigger and filter as they apply, checked against the table.
+/// For each `backfill: initial` task: whether the server can give a consistent snapshot
+/// its binlog position (MariaDB), and how the table will be read.
+fn check_backfills(conn: &mut mysql::Conn, cfg: &Config, info: &ServerInfo, r: &mut Report) {
+    for t in cfg.tasks.iter().filter(|t| t.backfill_initial) {
+        let what = format!("task {}: backfill", t.task_id);
+        if !info.is_mariadb {
+            r.fail_db(
+                &what,
+                "MySQL does not report the binlog position of a consistent snapshot \
+                 (binlog_snapshot_file/position), which a consistent backfill needs; the \
+                 backfill would stop with this error while streaming goes on: remove \
+                 `backfill` from the task, or stream from MariaDB",
+            );
+            continue;
+        }
+        let table = format!("{}.{}", t.database, t.table);
+        match crate::backfill::paging_key(conn, &t.database, &t.table) {
+            Ok(Some((index, columns))) if index == "PRIMARY" => r.ok(
+                &what,
+                &format!("{table}: in chunks of {} by the primary key ({})", t.backfill_chunk_size, columns.join(", ")),
+            ),
+            Ok(Some((_, columns))) => r.ok(
+                &what,
+                &format!(
+                    "{table}: in chunks of {} by the unique key ({}) (the table has no primary key)",
+                    t.backfill_chunk_size,
+                    columns.join(", ")
+                ),
+            ),
+            Ok(None) => r.warn(
+                &what,
+                &format!(
+                    "{table} has neither a primary key nor a unique key of NOT NULL columns: \
+                     it is read in one pass inside one snapshot, which cannot resume after a \
+                     restart; add a primary key to backfill it in chunks"
+                ),
+            ),
+            Err(e) => r.fail_db(&what, &format!("cannot read the keys of {table}: {e}")),
+        }
+    }
+}
+
 fn check_task_selection(conn: &mut mysql::Conn, cfg: &Config, r: &mut Report) {
     for t in &cfg.tasks {
         let what = format!("task {} selection", t.task_id);

@@ -9,12 +9,17 @@
 //! active and the chunk's rows with such a key are dropped (the stream already carries
 //! their newer state). README, "Backfill", has the whole argument.
 //!
-//! Plain data and a mutex; no I/O. The reader and the backfill thread know only this.
+//! The reader hands chunks over at the boundaries it reaches. On a quiet server it may
+//! wait a long time for its next event, so while it waits at a boundary the gate is
+//! open at that position and the reader's hand-over thread delivers due chunks in its
+//! place; while it handles an event the gate is shut.
+//!
+//! Plain data and mutexes; no I/O. The reader and the backfill thread know only this.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::event::{BinlogPosition, RowChange, Value};
 
@@ -51,7 +56,30 @@ struct Inner {
 #[derive(Default)]
 pub struct Handoff {
     inner: Mutex<Inner>,
+    /// Signalled when a chunk was taken (room for the backfill thread) or queued (work
+    /// for the hand-over thread), and when the reader stops.
     room: Condvar,
+    gate: Mutex<Gate>,
+}
+
+/// Where the reader waits: at `open_at`, a transaction boundary up to which it has
+/// handed everything to the sink; `None` while it handles an event.
+#[derive(Default)]
+pub struct Gate {
+    open_at: Option<BinlogPosition>,
+    /// The reader stopped: the hand-over thread ends.
+    closed: bool,
+}
+
+impl Gate {
+    /// The reader reached a boundary at `at` and waits for its next event.
+    pub fn open(&mut self, at: BinlogPosition) {
+        self.open_at = Some(at);
+    }
+
+    pub fn open_at(&self) -> Option<&BinlogPosition> {
+        self.open_at.as_ref()
+    }
 }
 
 /// How many chunks may wait for the reader: bounds a backfill's memory.
@@ -111,6 +139,47 @@ impl Handoff {
         }
         g.floor.insert(chunk.task, chunk.at.clone());
         g.pending.push_back(chunk);
+        self.room.notify_all();
+        true
+    }
+
+    /// Reader: about to handle an event; shut until the guard is dropped (after the
+    /// reader `open`ed it again at a boundary, or left it shut mid-transaction).
+    pub fn shut(&self) -> MutexGuard<'_, Gate> {
+        let mut g = self.gate.lock();
+        g.open_at = None;
+        g
+    }
+
+    /// Hand-over thread: the gate, once the reader is not handling an event.
+    pub fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock()
+    }
+
+    /// Hand-over thread: nothing was due; waits up to `timeout` for a change (a chunk
+    /// queued or taken, the reader stopping).
+    pub fn pause(&self, timeout: std::time::Duration) {
+        let mut g = self.inner.lock();
+        self.room.wait_for(&mut g, timeout);
+    }
+
+    /// The reader stopped for good.
+    pub fn close(&self) {
+        self.gate.lock().closed = true;
+        let _g = self.inner.lock();
+        self.room.notify_all();
+    }
+
+    /// Hand-over thread: waits up to `timeout` for a queued chunk; false once the
+    /// reader stopped.
+    pub fn wait_for_chunk(&self, timeout: std::time::Duration) -> bool {
+        if self.gate.lock().closed {
+            return false;
+        }
+        let mut g = self.inner.lock();
+        if g.pending.is_empty() {
+            self.room.wait_for(&mut g, timeout);
+        }
         true
     }
 

@@ -154,21 +154,12 @@ fn run(
             .filter_map(|k| columns.iter().position(|c| c == k))
             .collect()
     };
-    let pk_names: Vec<String> = conn
-        .exec(
-            "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? \
-             AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
-            (&t.database, &t.table),
-        )
-        .map_err(err)?;
     // Paged by the primary key, else by the unique key of NOT NULL columns the server
     // takes as the primary key (the stream's events of the table name it as theirs, so
     // `primary_id` and per-key order agree); a table with neither is read in one pass.
-    let unique = pk_names.is_empty();
-    let key_names = if unique {
-        unique_key(&mut conn, &t.database, &t.table).map_err(err)?
-    } else {
-        pk_names
+    let (unique, key_names) = match paging_key(&mut conn, &t.database, &t.table).map_err(err)? {
+        Some((index, columns)) => (index != "PRIMARY", columns),
+        None => (false, Vec::new()),
     };
     let paging = position_of(&key_names);
     let primary_key = paging.clone();
@@ -451,11 +442,16 @@ fn run(
     }
 }
 
-/// The unique key whose columns are all NOT NULL that the server treats as the primary
-/// key of a table without one (InnoDB clusters by it, and the binlog's metadata names
-/// it): the first such index `SHOW INDEX` lists, as the server sorts them. Empty when
-/// there is none.
-fn unique_key(conn: &mut mysql::Conn, database: &str, table: &str) -> mysql::Result<Vec<String>> {
+/// The key a backfill pages by, as (index name, columns): the primary key, else the
+/// unique key of NOT NULL columns the server treats as the primary key of a table
+/// without one (InnoDB clusters by it, and the binlog's metadata names it). Both are the
+/// first unique index of NOT NULL columns `SHOW INDEX` lists, as the server sorts them
+/// (`PRIMARY` first). `None`: the table has neither.
+pub fn paging_key(
+    conn: &mut mysql::Conn,
+    database: &str,
+    table: &str,
+) -> mysql::Result<Option<(String, Vec<String>)>> {
     let quote = |n: &str| format!("`{}`", n.replace('`', "``"));
     let rows: Vec<mysql::Row> = conn.query(format!(
         "SHOW INDEX FROM {}.{}",
@@ -486,8 +482,7 @@ fn unique_key(conn: &mut mysql::Conn, database: &str, table: &str) -> mysql::Res
     Ok(keys
         .into_iter()
         .find(|k| !k.2)
-        .map(|k| k.1)
-        .unwrap_or_default())
+        .map(|(index, columns, _)| (index, columns)))
 }
 
 fn value_text(v: &Value) -> String {

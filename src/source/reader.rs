@@ -208,31 +208,66 @@ impl Reader {
         let Some(handoff) = &self.handoff else {
             return Ok(());
         };
-        let at = self.resume.position();
-        for (chunk, dropped) in handoff.due(&at) {
-            let t = &self.config.tasks[chunk.task];
-            let mut n = 0;
-            for row in chunk.rows {
-                // A task's row filter selects its backfilled rows too.
-                if !crate::filter::wants(&[], t.filter.as_ref(), &row) {
-                    continue;
-                }
-                self.stats.captured(chunk.task, row.kind, 1);
-                sink.deliver(chunk.task, row, None)?;
-                n += 1;
-            }
-            (chunk.done)(n, dropped, &at);
-        }
-        Ok(())
+        hand_over(
+            handoff,
+            &self.config,
+            &self.stats,
+            &self.resume.position(),
+            sink,
+        )
+        .map(drop)
     }
 
     /// Reads until stop is requested (Ok) or a fatal error. Connection problems are
     /// retried for ever with backoff.
-    pub fn run(mut self, sink: &dyn Sink) -> Result<(), ReaderError> {
+    pub fn run(mut self, sink: &(dyn Sink + Sync)) -> Result<(), ReaderError> {
         self.stats.set_running(true);
-        let result = self.run_sessions(sink);
+        let result = self.with_hand_over_thread(sink, |r| r.run_sessions(sink));
         self.stats.set_running(false);
         result
+    }
+
+    /// Runs `read` beside the thread that hands over backfill chunks while the reader
+    /// waits at a boundary (see `handoff`); without backfills, just `read`.
+    fn with_hand_over_thread(
+        &mut self,
+        sink: &(dyn Sink + Sync),
+        read: impl FnOnce(&mut Reader) -> Result<(), ReaderError>,
+    ) -> Result<(), ReaderError> {
+        let Some(handoff) = self.handoff.clone() else {
+            return read(self);
+        };
+        let config = self.config.clone();
+        let stats = self.stats.clone();
+        std::thread::scope(|scope| {
+            let spawned = std::thread::Builder::new()
+                .name("backfill-handover".into())
+                .spawn_scoped(scope, || {
+                    while handoff.wait_for_chunk(Duration::from_millis(200)) {
+                        let gate = handoff.gate();
+                        let handed = match gate.open_at() {
+                            Some(at) => hand_over(&handoff, &config, &stats, at, sink),
+                            None => Ok(0),
+                        };
+                        drop(gate);
+                        match handed {
+                            Err(SinkClosed) => return,
+                            // The reader is busy or behind the chunk's position.
+                            Ok(0) => handoff.pause(Duration::from_millis(10)),
+                            Ok(_) => {}
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                log::warn!(
+                    "cannot start the backfill hand-over thread ({e}); backfill chunks are \
+                     handed over only at the stream's own events and heartbeats"
+                );
+            }
+            let result = read(self);
+            handoff.close();
+            result
+        })
     }
 
     /// Reads the events of `plan`'s files, as `run` reads the server's, and returns at
@@ -250,7 +285,7 @@ impl Reader {
     pub fn run_archive_then_live(
         mut self,
         plan: &FilePlan,
-        sink: &dyn Sink,
+        sink: &(dyn Sink + Sync),
     ) -> Result<(), ReaderError> {
         self.stats.set_running(true);
         let result = self.read_files(plan, sink).and_then(|()| {
@@ -262,7 +297,7 @@ impl Reader {
                 self.resume_position()
             );
             self.schema.forbid_positional_names();
-            self.run_sessions(sink)
+            self.with_hand_over_thread(sink, |r| r.run_sessions(sink))
         });
         self.stats.set_running(false);
         result
@@ -517,20 +552,25 @@ impl Reader {
             None => log::info!("reading the binlog from {}", self.resume_position()),
         }
         self.stats.connected();
+        let handoff = self.handoff.clone();
         for item in stream {
             let event = match item {
                 Ok(ev) => ev,
                 Err(e) => return self.classify(e),
             };
+            let mut gate = handoff.as_deref().map(Handoff::shut);
             if let Err(end) = self.handle(&event, sink) {
                 return end;
             }
-            // Heartbeats make this happen on a quiet server too.
             if !self.in_txn {
                 if let Err(e) = self.hand_over_chunks(sink) {
                     return SessionEnd::Fatal(ReaderError::SinkClosed(e));
                 }
+                if let Some(gate) = &mut gate {
+                    gate.open(self.resume.position());
+                }
             }
+            drop(gate);
             if !self.in_txn && self.stop.is_raised() {
                 self.flush_stats();
                 return SessionEnd::Stopped;
@@ -1403,6 +1443,34 @@ fn abbreviate(q: &str) -> String {
     } else {
         one_line
     }
+}
+
+/// Hands the backfill chunks due at boundary `at` to the sink, each task's rows through
+/// its row filter; how many chunks were due.
+fn hand_over(
+    handoff: &Handoff,
+    config: &Config,
+    stats: &SourceStats,
+    at: &BinlogPosition,
+    sink: &dyn Sink,
+) -> Result<usize, SinkClosed> {
+    let mut total = 0;
+    for (chunk, dropped) in handoff.due(at) {
+        let t = &config.tasks[chunk.task];
+        let mut n = 0;
+        for row in chunk.rows {
+            // A task's row filter selects its backfilled rows too.
+            if !crate::filter::wants(&[], t.filter.as_ref(), &row) {
+                continue;
+            }
+            stats.captured(chunk.task, row.kind, 1);
+            sink.deliver(chunk.task, row, None)?;
+            n += 1;
+        }
+        (chunk.done)(n, dropped, at);
+        total += 1;
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

@@ -263,6 +263,19 @@ fn a_table_with_only_a_unique_key_is_paged_by_it() {
         &backfill_task("codes", "codes", &rx.url("/c"), 16),
         "",
     );
+    // `check` says how the table will be read.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pikachu"))
+        .args(["check", "-config"])
+        .arg(setup.config_path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l.starts_with("OK")
+            && l.contains("task codes: backfill")
+            && l.contains("chunks of 16 by the unique key (code)")),
+        "{stdout}"
+    );
     let p = Pikachu::spawn(&setup, &[]);
     p.wait_for_log("its backfill pages by the unique key (code)", WAIT);
     db.exec("UPDATE shop.codes SET v = -1 WHERE code = 'c0290'; DELETE FROM shop.codes WHERE code = 'c0007'");
@@ -316,6 +329,18 @@ fn a_table_without_any_key_is_read_in_one_pass_with_a_warning() {
         "shop",
         &backfill_task("logs", "logs", &rx.url("/l"), 100),
         "",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pikachu"))
+        .args(["check", "-config"])
+        .arg(setup.config_path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.lines().any(|l| l.starts_with("WARN")
+            && l.contains("task logs: backfill")
+            && l.contains("read in one pass")),
+        "{stdout}"
     );
     let p = Pikachu::spawn(&setup, &[]);
     p.wait_for_log(
