@@ -602,6 +602,7 @@ impl Pipeline {
             pos: 4,
             gtid: None,
             server_id: None,
+            backfills: Default::default(),
         }));
         let abort = Arc::new(Signal::new());
         let dispatcher = Dispatcher::start(DispatchContext {
@@ -706,6 +707,7 @@ fn tracker_run(iters: u64, workers: u64, chunk: usize) -> Duration {
         pos: 4,
         gtid: None,
         server_id: None,
+        backfills: Default::default(),
     }));
     let start = Instant::now();
     for i in 0..iters {
@@ -716,6 +718,7 @@ fn tracker_run(iters: u64, workers: u64, chunk: usize) -> Duration {
                 pos: 4 + i,
                 gtid: None,
                 server_id: None,
+                backfills: Default::default(),
             });
         }
     }

@@ -7,7 +7,7 @@
 //! The safe point never passes an event that is not complete, so a restart from the
 //! file can repeat events but never skip one.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -36,6 +36,42 @@ pub struct Checkpoint {
     /// server they mean nothing, and pikachu goes on by GTID instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_id: Option<u32>,
+    /// Per task, how far its backfill is: saved with the position, so that the rows a
+    /// backfill handed over count as delivered exactly when the position says so, and
+    /// so that a standby of a group goes on with the active's backfills.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backfills: BTreeMap<String, BackfillProgress>,
+}
+
+/// One task's backfill in the checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillProgress {
+    /// Rows with a key up to this one were delivered; `None`: start at the first row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Vec<KeyValue>>,
+    #[serde(default)]
+    pub done: bool,
+    /// Rows delivered so far, across restarts.
+    #[serde(default)]
+    pub rows: u64,
+    /// The `--where` condition of an on-demand backfill.
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Ended by `pikachu backfill --cancel`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
+}
+
+/// One key column value, as a backfill's chunk query binds it again after a restart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyValue {
+    Int(i64),
+    UInt(u64),
+    /// Bytes as base64 (strings and binary keys).
+    Bytes(String),
+    /// Anything else (temporal, floating) as SQL text.
+    Text(String),
 }
 
 impl Checkpoint {
@@ -113,6 +149,8 @@ struct CheckpointFile<'a> {
     gtid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     server_id: Option<u32>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    backfills: &'a BTreeMap<String, BackfillProgress>,
     saved_at: String,
 }
 
@@ -177,6 +215,7 @@ pub fn save(data_dir: &Path, cp: &Checkpoint) -> Result<(), CheckpointError> {
         pos: cp.pos,
         gtid: cp.gtid.as_deref(),
         server_id: cp.server_id,
+        backfills: &cp.backfills,
         saved_at: rfc3339_utc(unix_now()),
     };
     let mut bytes = serde_json::to_vec_pretty(&content).map_err(|e| CheckpointError::Write {
@@ -218,6 +257,9 @@ struct State {
     marks: VecDeque<Mark>,
     /// The latest mark that is safe.
     safe: Checkpoint,
+    /// Backfill chunks handed to the sink, oldest first: (the boundary they follow,
+    /// task id, last key, rows). Folded into `safe.backfills` once `safe` is past it.
+    handed: VecDeque<(BinlogPosition, String, Option<Vec<KeyValue>>, u64)>,
 }
 
 struct Mark {
@@ -270,11 +312,33 @@ impl State {
         if moved {
             while self.marks.front().is_some_and(|m| m.end <= self.done_below) {
                 if let Some(mark) = self.marks.pop_front() {
-                    self.safe = mark.at;
+                    self.set_safe(mark.at);
                 }
             }
         }
         moved
+    }
+
+    /// `at` is safe. A source's marks carry no backfill progress: it is kept here, and
+    /// the chunks handed over before `at` now count.
+    fn set_safe(&mut self, at: Checkpoint) {
+        let backfills = std::mem::take(&mut self.safe.backfills);
+        self.safe = Checkpoint { backfills, ..at };
+        self.fold_backfills();
+    }
+
+    /// Backfill chunks handed over before the safe point are delivered.
+    fn fold_backfills(&mut self) {
+        let safe = self.safe.position();
+        while self.handed.front().is_some_and(|(at, ..)| *at < safe) {
+            if let Some((_, task_id, key, rows)) = self.handed.pop_front() {
+                let p = self.safe.backfills.entry(task_id).or_default();
+                if key.is_some() {
+                    p.after = key;
+                }
+                p.rows += rows;
+            }
+        }
     }
 }
 
@@ -290,6 +354,7 @@ impl Tracker {
                 ahead: 0,
                 marks: VecDeque::new(),
                 safe: start,
+                handed: VecDeque::new(),
             }),
             advanced: Condvar::new(),
         }
@@ -312,7 +377,7 @@ impl Tracker {
             // Everything handed out is complete (the usual case for transactions that
             // touch no watched table): the mark is safe at once.
             s.marks.clear();
-            s.safe = at;
+            s.set_safe(at);
         } else if let Some(last) = s.marks.back_mut().filter(|m| m.end == end) {
             // No event since the previous mark: it can never be safe without this one
             // being safe too, so keep only the later position.
@@ -358,6 +423,51 @@ impl Tracker {
             }
         }
         true
+    }
+
+    /// A task's backfill as far as the safe point: what a restart would go on from.
+    pub fn backfill(&self, task_id: &str) -> Option<BackfillProgress> {
+        self.state.lock().safe.backfills.get(task_id).cloned()
+    }
+
+    /// A task's backfill starts anew as `progress` (its chunks handed before are
+    /// forgotten); saved with the next checkpoint.
+    pub fn set_backfill(&self, task_id: &str, progress: BackfillProgress) {
+        let mut s = self.state.lock();
+        s.handed.retain(|(_, t, ..)| t != task_id);
+        s.safe.backfills.insert(task_id.to_owned(), progress);
+    }
+
+    /// Backfill (the reader's thread): a chunk of `rows` rows ending at `key` was handed
+    /// to the sink after boundary `at`; it counts once the safe point is past `at`.
+    pub fn backfill_handed(
+        &self,
+        task_id: &str,
+        at: BinlogPosition,
+        key: Option<Vec<KeyValue>>,
+        rows: u64,
+    ) {
+        let mut s = self.state.lock();
+        s.handed.push_back((at, task_id.to_owned(), key, rows));
+        s.fold_backfills();
+    }
+
+    /// Whether some chunk of the task's backfill is handed over but not yet behind the
+    /// safe point.
+    pub fn backfill_pending(&self, task_id: &str) -> bool {
+        self.state
+            .lock()
+            .handed
+            .iter()
+            .any(|(_, t, ..)| t == task_id)
+    }
+
+    /// The task's backfill finished (every chunk behind the safe point) or was cancelled.
+    pub fn end_backfill(&self, task_id: &str, cancelled: bool) {
+        let mut s = self.state.lock();
+        let p = s.safe.backfills.entry(task_id.to_owned()).or_default();
+        p.done = true;
+        p.cancelled = cancelled;
     }
 
     /// Events handed out and not yet complete.
@@ -431,6 +541,7 @@ mod tests {
             pos,
             gtid: None,
             server_id: None,
+            backfills: Default::default(),
         }
     }
 
@@ -620,6 +731,35 @@ mod tests {
         assert!(t.wait_below(0, Duration::ZERO));
     }
 
+    /// A backfill chunk counts (its key and rows saved with the checkpoint) only once
+    /// the safe point is past the boundary it was handed over after.
+    #[test]
+    fn backfill_progress_moves_with_the_safe_point() {
+        let t = Tracker::new(cp(100));
+        t.set_backfill("users", BackfillProgress::default());
+        // A transaction with nothing outstanding is safe at once, progress kept.
+        t.commit(cp(150));
+        assert!(t.safe_point().backfills.contains_key("users"));
+        let a = t.begin();
+        t.commit(cp(200));
+        // A chunk of 50 rows handed over at boundary 200, then delivered as event `b`.
+        let b = t.begin();
+        t.backfill_handed("users", cp(200).position(), Some(vec![KeyValue::Int(50)]), 50);
+        t.commit(cp(300));
+        assert!(t.backfill_pending("users"));
+        t.complete(&[a]);
+        assert_eq!(t.safe_point().pos, 200);
+        assert_eq!(t.safe_point().backfills["users"].rows, 0, "not past 200 yet");
+        t.complete(&[b]);
+        let safe = t.safe_point();
+        assert_eq!(safe.pos, 300);
+        assert_eq!(safe.backfills["users"].rows, 50);
+        assert_eq!(safe.backfills["users"].after, Some(vec![KeyValue::Int(50)]));
+        assert!(!t.backfill_pending("users"));
+        t.end_backfill("users", false);
+        assert!(t.safe_point().backfills["users"].done);
+    }
+
     #[test]
     fn save_and_load_round_trip() {
         let dir = TempDir::new("cp-roundtrip");
@@ -630,6 +770,16 @@ mod tests {
             pos: 18825,
             gtid: Some("0-1-1077".into()),
             server_id: None,
+            backfills: [(
+                "users".to_owned(),
+                BackfillProgress {
+                    after: Some(vec![KeyValue::Int(7), KeyValue::Bytes("YWI=".into())]),
+                    rows: 1200,
+                    condition: Some("v = 0".into()),
+                    ..BackfillProgress::default()
+                },
+            )]
+            .into(),
         };
         save(&data_dir, &first).expect("save creates the data directory");
         assert_eq!(load(&data_dir).unwrap(), Some(first));

@@ -282,7 +282,7 @@ fn term(
     let saved = store.load().map_err(EngineError::Checkpoint)?;
     let resolved =
         preflight::resolve_start(&mut conn, saved.as_ref(), &cfg.start_from, info.server_id);
-    let (start, source) = match (resolved, &saved, &cfg.binlog_archive) {
+    let (mut start, source) = match (resolved, &saved, &cfg.binlog_archive) {
         (Ok(start), _, _) => (start, Source::Live),
         // Purged on the server: the archive may hold what the server no longer has.
         (Err(PreflightError::PositionGone(_)), Some(saved), Some(dir)) => {
@@ -308,6 +308,12 @@ fn term(
         (Err(e), _, _) => return Err(EngineError::Preflight(e)),
     };
     drop(conn);
+    // Backfills go on from the checkpoint, whichever way its position was resolved (a
+    // GTID failover included).
+    start.backfills = saved
+        .as_ref()
+        .map(|s| s.backfills.clone())
+        .unwrap_or_default();
     match &saved {
         Some(_) => log::info!(
             "resuming from the checkpoint at {}:{}",
@@ -425,12 +431,11 @@ fn deliver(
     )
     .with_handoff(handoff.clone());
     if backfills {
-        let safe_tracker = tracker.clone();
         crate::backfill::start(
             cfg.clone(),
             handoff.clone(),
             stop.clone(),
-            Arc::new(move || safe_tracker.safe_point().position()),
+            tracker.clone(),
             stats.backfill.clone(),
             first_start,
         )
@@ -660,6 +665,7 @@ pub fn replay_binlog(cfg: Config, mut plan: FilePlan) -> Result<(), EngineError>
         gtid: saved.and_then(|c| c.gtid),
         // The files' server is not known: taken as the one the daemon reads later.
         server_id: None,
+        backfills: Default::default(),
     };
     log::info!(
         "replaying {} binlog file(s) from {}:{}{}",

@@ -14,6 +14,7 @@ use std::time::Instant;
 use mysql::consts::{ColumnFlags, ColumnType};
 use mysql::prelude::Queryable;
 
+use crate::checkpoint::{BackfillProgress, KeyValue, Tracker};
 use crate::clock::unix_now;
 use crate::config::Config;
 use crate::event::{BinlogPosition, ChangeKind, RowChange, TableSchema, Value};
@@ -23,23 +24,17 @@ use crate::source::connect::{ConnectError, Connector};
 use crate::stats::BackfillStats;
 
 pub mod control;
-pub mod progress;
-use progress::{KeyValue, ProgressFile, TaskProgress};
 
-/// What a backfill needs to be resumable: where its progress is kept and how far the
-/// checkpoint is (rows handed over before a boundary the checkpoint passed were
-/// delivered or dead-lettered).
+/// What a backfill needs to be resumable: the checkpoint tracker, which keeps each
+/// task's progress with the safe point (rows handed over before a boundary the safe
+/// point passed were delivered or dead-lettered) and saves both together.
 #[derive(Clone)]
 pub struct Resume {
-    pub progress: Arc<ProgressFile>,
-    pub safe_point: Arc<dyn Fn() -> BinlogPosition + Send + Sync>,
+    pub tracker: Arc<Tracker>,
     pub stats: Arc<BackfillStats>,
     /// Raised by `pikachu backfill --cancel`.
     pub cancel: Arc<Signal>,
 }
-
-/// Chunks handed to the sink but not yet known delivered: (boundary, last key, rows).
-type Handed = Arc<parking_lot::Mutex<Vec<(BinlogPosition, Vec<KeyValue>, u64)>>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {
@@ -56,8 +51,6 @@ pub enum BackfillError {
         #[source]
         error: ConnectError,
     },
-    #[error(transparent)]
-    Progress(#[from] progress::ProgressError),
     #[error(
         "task {task}: cannot backfill: the server does not report binlog_snapshot_file/position \
          (MariaDB 10.x and later do; a consistent backfill needs them)"
@@ -105,27 +98,11 @@ fn run(
     let Some(progress) = stats.task(task) else {
         return Ok(());
     };
-    let saved = resume.progress.get(&t.task_id).unwrap_or_default();
-    let mut confirmed = saved.clone();
+    let saved = resume.tracker.backfill(&t.task_id).unwrap_or_default();
     // Rows of earlier runs count as read, so that the ETA is about what is left.
     progress.rows_read.fetch_add(saved.rows, Relaxed);
     *progress.run.lock() = (progress.rows_read.load(Relaxed), Some(Instant::now()));
     let mut read_this_run = 0u64;
-    let handed: Handed = Arc::default();
-    // Saves the last key whose chunk the checkpoint has passed.
-    let confirm = |confirmed: &mut TaskProgress| -> Result<bool, BackfillError> {
-        let safe = (resume.safe_point)();
-        let mut h = handed.lock();
-        let n = h.iter().take_while(|(at, _, _)| *at < safe).count();
-        if n > 0 {
-            for (_, key, rows) in h.drain(..n) {
-                confirmed.after = Some(key);
-                confirmed.rows += rows;
-            }
-            resume.progress.set(&t.task_id, confirmed.clone())?;
-        }
-        Ok(h.is_empty())
-    };
     let name = format!("`{}`.`{}`", t.database, t.table);
     let err = |error| BackfillError::Query {
         task: t.task_id.clone(),
@@ -246,7 +223,7 @@ fn run(
         .after
         .as_ref()
         .filter(|_| !keyless)
-        .map(|k| k.iter().map(KeyValue::to_mysql).collect());
+        .map(|k| k.iter().map(key_to_mysql).collect());
     if last_key.is_some() {
         log::info!(
             "task {}: resuming the backfill of {name} after the last delivered chunk ({} rows \
@@ -267,9 +244,7 @@ fn run(
             return Ok(());
         }
         if resume.cancel.is_raised() {
-            confirmed.done = true;
-            confirmed.cancelled = true;
-            resume.progress.set(&t.task_id, confirmed)?;
+            resume.tracker.end_backfill(&t.task_id, true);
             log::info!(
                 "task {}: backfill of {name} cancelled after {} rows read",
                 t.task_id,
@@ -347,11 +322,12 @@ fn run(
             read_this_run += n as u64;
             progress.chunks.fetch_add(1, Relaxed);
             let p = stats.clone();
-            let h = handed.clone();
-            let key: Vec<KeyValue> = last_key
+            let tracker = resume.tracker.clone();
+            let task_id = t.task_id.clone();
+            // A keyless pass has no key to go on from.
+            let key: Option<Vec<KeyValue>> = last_key
                 .as_ref()
-                .map(|k| k.iter().map(KeyValue::from_mysql).collect())
-                .unwrap_or_default();
+                .map(|k| k.iter().map(key_from_mysql).collect());
             let chunk = Chunk {
                 task,
                 at: at.clone(),
@@ -362,7 +338,7 @@ fn run(
                         p.rows_delivered.fetch_add(delivered as u64, Relaxed);
                         p.rows_superseded.fetch_add(dropped as u64, Relaxed);
                     }
-                    h.lock().push((boundary.clone(), key, n as u64));
+                    tracker.backfill_handed(&task_id, boundary.clone(), key, n as u64);
                 }),
             };
             n == 0 || handoff.submit(chunk, &|| stop.is_raised() || resume.cancel.is_raised())
@@ -389,7 +365,6 @@ fn run(
         }
         // The pass read the whole table.
         let n = if keyless { 0 } else { n };
-        confirm(&mut confirmed)?;
         if t.backfill_rows_per_second > 0 {
             let due = read_this_run as f64 / t.backfill_rows_per_second as f64;
             let ahead = due - started.elapsed().as_secs_f64();
@@ -429,13 +404,12 @@ fn run(
                 progress.chunks.load(Relaxed)
             );
             // Finished once the checkpoint has passed every chunk.
-            while !confirm(&mut confirmed)? {
+            while resume.tracker.backfill_pending(&t.task_id) {
                 if !stop.sleep(std::time::Duration::from_millis(100)) {
                     return Ok(());
                 }
             }
-            confirmed.done = true;
-            resume.progress.set(&t.task_id, confirmed)?;
+            resume.tracker.end_backfill(&t.task_id, false);
             log::info!("task {}: backfill of {name} finished", t.task_id);
             return Ok(());
         }
@@ -483,6 +457,32 @@ pub fn paging_key(
         .into_iter()
         .find(|k| !k.2)
         .map(|(index, columns, _)| (index, columns)))
+}
+
+fn key_from_mysql(v: &mysql::Value) -> KeyValue {
+    use base64::Engine as _;
+    match v {
+        mysql::Value::Int(i) => KeyValue::Int(*i),
+        mysql::Value::UInt(u) => KeyValue::UInt(*u),
+        mysql::Value::Bytes(b) => {
+            KeyValue::Bytes(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        other => KeyValue::Text(other.as_sql(true).trim_matches('\'').to_owned()),
+    }
+}
+
+fn key_to_mysql(k: &KeyValue) -> mysql::Value {
+    use base64::Engine as _;
+    match k {
+        KeyValue::Int(i) => mysql::Value::Int(*i),
+        KeyValue::UInt(u) => mysql::Value::UInt(*u),
+        KeyValue::Bytes(b) => mysql::Value::Bytes(
+            base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .unwrap_or_default(),
+        ),
+        KeyValue::Text(t) => mysql::Value::Bytes(t.clone().into_bytes()),
+    }
 }
 
 fn value_text(v: &Value) -> String {
@@ -648,14 +648,11 @@ impl Controller {
             );
             return;
         }
-        let fresh = TaskProgress {
+        let fresh = BackfillProgress {
             condition: request.condition.clone(),
-            ..TaskProgress::default()
+            ..BackfillProgress::default()
         };
-        if let Err(e) = self.resume.progress.set(&request.task, fresh) {
-            log::error!("{e}");
-            return;
-        }
+        self.resume.tracker.set_backfill(&request.task, fresh);
         log::info!(
             "task {}: backfill requested{}",
             request.task,
@@ -682,7 +679,7 @@ impl Controller {
             .iter()
             .enumerate()
             .filter_map(|(i, t)| {
-                let saved = self.resume.progress.get(&t.task_id);
+                let saved = self.resume.tracker.backfill(&t.task_id);
                 let live = self.resume.stats.data(i, &t.task_id);
                 if saved.is_none() && live.is_none() {
                     return None;
@@ -742,34 +739,30 @@ impl Controller {
 }
 
 /// Starts the backfills due when the daemon starts (`backfill: initial` on a
-/// `first_start` without a checkpoint or for a task new to `backfill.json`, and any
-/// backfill a restart interrupted) and the
-/// thread that serves `pikachu backfill`. `safe_point`: how far the checkpoint is.
+/// `first_start` without a checkpoint or for a task the checkpoint has no backfill of,
+/// and any backfill a restart or a takeover interrupted) and the thread that serves
+/// `pikachu backfill`. `tracker` holds the progress the checkpoint was loaded with.
 pub fn start(
     config: Arc<Config>,
     handoff: Arc<Handoff>,
     stop: Arc<Signal>,
-    safe_point: Arc<dyn Fn() -> BinlogPosition + Send + Sync>,
+    tracker: Arc<Tracker>,
     stats: Arc<BackfillStats>,
     first_start: bool,
 ) -> Result<(), String> {
-    let progress = Arc::new(ProgressFile::open(&config.data_dir));
     let resume = Resume {
-        progress: progress.clone(),
-        safe_point,
+        tracker: tracker.clone(),
         stats,
         cancel: Arc::new(Signal::new()),
     };
     let controller = Arc::new(Controller::new(config.clone(), handoff, stop, resume));
     for (i, t) in config.tasks.iter().enumerate() {
-        let saved = progress.get(&t.task_id);
+        let saved = tracker.backfill(&t.task_id);
         let run = match saved {
             // A `backfill: initial` task begins its backfill when the daemon starts
             // without a checkpoint, or when the task is new (no progress yet).
             _ if t.backfill_initial && (first_start || saved.is_none()) => {
-                progress
-                    .set(&t.task_id, TaskProgress::default())
-                    .map_err(|e| e.to_string())?;
+                tracker.set_backfill(&t.task_id, BackfillProgress::default());
                 true
             }
             // Initial or on demand, a backfill goes on until it finished.

@@ -363,6 +363,7 @@ impl Pipeline {
             pos: 4,
             gtid: None,
             server_id: None,
+            backfills: Default::default(),
         }));
         let abort = Arc::new(Signal::new());
         let dispatcher = Dispatcher::start(DispatchContext {
@@ -1104,6 +1105,7 @@ fn abort_ends_a_retry_for_ever_at_once_and_leaves_events_unacknowledged() {
         pos: 999,
         gtid: None,
         server_id: None,
+        backfills: Default::default(),
     });
 
     p.abort.raise();

@@ -231,11 +231,13 @@ pub fn resolve_start(
                 pos: 4,
                 gtid: cp.gtid.clone(),
                 server_id: Some(server_id),
+                backfills: Default::default(),
             });
         }
         check(&cp.file, cp.pos, "the checkpoint")?;
         return Ok(Checkpoint {
             server_id: Some(server_id),
+            backfills: Default::default(),
             ..cp.clone()
         });
     }
@@ -244,6 +246,7 @@ pub fn resolve_start(
         pos,
         gtid: None,
         server_id: Some(server_id),
+        backfills: Default::default(),
     };
     match start_from {
         StartFrom::Latest => {
@@ -265,6 +268,7 @@ pub fn resolve_start(
             pos: 4,
             gtid: Some(state.clone()),
             server_id: Some(server_id),
+            backfills: Default::default(),
         }),
     }
 }

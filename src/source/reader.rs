@@ -992,6 +992,7 @@ impl Reader {
             pos,
             gtid: self.mariadb_gtid_state().or_else(|| self.last_gtid.clone()),
             server_id: self.server_id,
+            backfills: Default::default(),
         }
     }
 
@@ -1589,6 +1590,7 @@ mod tests {
             pos: 4,
             gtid: None,
             server_id: None,
+            backfills: Default::default(),
         };
         let reader = Reader::new(
             config,

@@ -371,11 +371,12 @@ fn a_table_without_any_key_is_read_in_one_pass_with_a_warning() {
     assert_eq!(events[250]["data"]["msg"], "y");
 }
 
+/// The backfill progress saved with the checkpoint.
 fn progress(setup: &Setup) -> Value {
-    std::fs::read(setup.data_dir().join("backfill.json"))
+    std::fs::read(setup.data_dir().join("checkpoint.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null)
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .map_or(Value::Null, |cp| cp["backfills"].clone())
 }
 
 #[test]
