@@ -744,12 +744,21 @@ mod tests {
         t.commit(cp(200));
         // A chunk of 50 rows handed over at boundary 200, then delivered as event `b`.
         let b = t.begin();
-        t.backfill_handed("users", cp(200).position(), Some(vec![KeyValue::Int(50)]), 50);
+        t.backfill_handed(
+            "users",
+            cp(200).position(),
+            Some(vec![KeyValue::Int(50)]),
+            50,
+        );
         t.commit(cp(300));
         assert!(t.backfill_pending("users"));
         t.complete(&[a]);
         assert_eq!(t.safe_point().pos, 200);
-        assert_eq!(t.safe_point().backfills["users"].rows, 0, "not past 200 yet");
+        assert_eq!(
+            t.safe_point().backfills["users"].rows,
+            0,
+            "not past 200 yet"
+        );
         t.complete(&[b]);
         let safe = t.safe_point();
         assert_eq!(safe.pos, 300);

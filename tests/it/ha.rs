@@ -241,3 +241,64 @@ fn two_instances_on_one_host_can_share_a_data_dir_and_its_checkpoint_file() {
         b.log()
     );
 }
+
+/// The backfill progress travels with the shared checkpoint: the standby that takes over
+/// goes on after the active's last delivered chunk, not from the first row.
+#[test]
+fn the_standby_goes_on_with_the_actives_backfill() {
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)");
+    let values: Vec<String> = (1..=2000).map(|i| format!("({i})")).collect();
+    db.exec(&format!("INSERT INTO shop.t VALUES {}", values.join(",")));
+    let rx = Receiver::always(200);
+    let (sa, sb) = pair(&db, &rx, &rx, "fill");
+    for setup in [&sa, &sb] {
+        let mut text = std::fs::read_to_string(setup.config_path()).unwrap();
+        text.push_str(
+            "    backfill: initial\n    backfill_chunk_size: 100\n    backfill_rows_per_second: 400\n",
+        );
+        std::fs::write(setup.config_path(), text).unwrap();
+    }
+    let mut a = Pikachu::spawn(&sa, &[]);
+    wait_role(&a, "active");
+    let b = Pikachu::spawn(&sb, &[]);
+    wait_role(&b, "standby");
+    // Writes move the checkpoint past the handed-over chunks.
+    let mut id = 10_000;
+    let saved_rows = |db: &MariaDb| -> u64 {
+        db.query_strings("SELECT backfills FROM pikachu.checkpoints WHERE name = 'fill'")
+            .first()
+            .and_then(|r| r[0].clone())
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|v| v["t"]["rows"].as_u64())
+            .unwrap_or(0)
+    };
+    wait_until("backfill progress in the shared checkpoint", WAIT, || {
+        id += 1;
+        insert(&db, id..=id);
+        saved_rows(&db) >= 300
+    });
+    a.kill9();
+    let confirmed = saved_rows(&db);
+    wait_role(&b, "active");
+    b.wait_for_log(
+        "resuming the backfill of `shop`.`t` after the last delivered chunk",
+        WAIT,
+    );
+    wait_until("every row read", WAIT, || {
+        let read: std::collections::HashSet<i64> = rx
+            .events()
+            .iter()
+            .filter(|e| e["event"] == "read")
+            .filter_map(|e| e["data"]["id"].as_i64())
+            .collect();
+        (1..=2000).all(|i| read.contains(&i))
+    });
+    // Rows the shared checkpoint had confirmed were not read again by the standby.
+    let first_read = rx
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "read" && e["data"]["id"] == 1)
+        .count();
+    assert_eq!(first_read, 1, "confirmed {confirmed} rows before the kill");
+}
