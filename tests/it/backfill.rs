@@ -21,6 +21,10 @@ fn backfill_task(id: &str, table: &str, url: &str, chunk: usize) -> String {
     )
 }
 
+fn insert_rows(db: &MariaDb, table: &str, values: &[String]) {
+    db.exec(&format!("INSERT INTO {table} VALUES {}", values.join(",")));
+}
+
 /// What a receiver holds after applying `events` in order: key → row.
 fn apply(events: &[Value], key: &[&str]) -> BTreeMap<String, Value> {
     let mut state = BTreeMap::new();
@@ -83,10 +87,7 @@ fn backfill_under_concurrent_writes_ends_with_the_table() {
         let values: Vec<String> = (1..=10_000)
             .map(|i| format!("({}, 0)", part * 10_000 + i))
             .collect();
-        db.exec(&format!(
-            "INSERT INTO shop.items VALUES {}",
-            values.join(",")
-        ));
+        insert_rows(&db, "shop.items", &values);
     }
     let rx = Receiver::always(200);
     let setup = Setup::new(
@@ -201,10 +202,7 @@ fn composite_key_is_paged_by_the_whole_tuple() {
         "CREATE DATABASE shop; CREATE TABLE shop.pairs (a INT, b INT, v INT, PRIMARY KEY (a, b))",
     );
     let values: Vec<String> = (0..500).map(|i| format!("({}, {i}, {i})", i % 2)).collect();
-    db.exec(&format!(
-        "INSERT INTO shop.pairs VALUES {}",
-        values.join(",")
-    ));
+    insert_rows(&db, "shop.pairs", &values);
     let rx = Receiver::always(200);
     let setup = Setup::new(
         &db,
@@ -252,10 +250,7 @@ fn a_table_with_only_a_unique_key_is_paged_by_it() {
     let values: Vec<String> = (0..300)
         .map(|i| format!("('c{i:04}', NULL, {i})"))
         .collect();
-    db.exec(&format!(
-        "INSERT INTO shop.codes VALUES {}",
-        values.join(",")
-    ));
+    insert_rows(&db, "shop.codes", &values);
     let rx = Receiver::always(200);
     let setup = Setup::new(
         &db,
@@ -264,12 +259,7 @@ fn a_table_with_only_a_unique_key_is_paged_by_it() {
         "",
     );
     // `check` says how the table will be read.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pikachu"))
-        .args(["check", "-config"])
-        .arg(setup.config_path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = setup.check();
     assert!(
         stdout.lines().any(|l| l.starts_with("OK")
             && l.contains("task codes: backfill")
@@ -319,10 +309,7 @@ fn a_table_without_any_key_is_read_in_one_pass_with_a_warning() {
     let db = MariaDb::start();
     db.exec("CREATE DATABASE shop; CREATE TABLE shop.logs (msg VARCHAR(20), n INT)");
     let values: Vec<String> = (0..250).map(|i| format!("('m{i}', {i})")).collect();
-    db.exec(&format!(
-        "INSERT INTO shop.logs VALUES {}",
-        values.join(",")
-    ));
+    insert_rows(&db, "shop.logs", &values);
     let rx = Receiver::always(200);
     let setup = Setup::new(
         &db,
@@ -330,12 +317,8 @@ fn a_table_without_any_key_is_read_in_one_pass_with_a_warning() {
         &backfill_task("logs", "logs", &rx.url("/l"), 100),
         "",
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pikachu"))
-        .args(["check", "-config"])
-        .arg(setup.config_path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // `check` says how the table will be read.
+    let stdout = setup.check();
     assert!(
         stdout.lines().any(|l| l.starts_with("WARN")
             && l.contains("task logs: backfill")
@@ -384,10 +367,7 @@ fn kill_9_during_a_backfill_resumes_after_the_last_delivered_chunk() {
     let db = MariaDb::start();
     db.exec("CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, v INT NOT NULL)");
     let values: Vec<String> = (1..=3000).map(|i| format!("({i}, 0)")).collect();
-    db.exec(&format!(
-        "INSERT INTO shop.items VALUES {}",
-        values.join(",")
-    ));
+    insert_rows(&db, "shop.items", &values);
     let rx = Receiver::always(200);
     let tasks =
         backfill_task("items", "items", &rx.url("/i"), 50) + "    backfill_rows_per_second: 1000\n";
@@ -469,10 +449,7 @@ fn on_demand_backfill_with_where_then_status_and_cancel() {
     let db = MariaDb::start();
     db.exec("CREATE DATABASE shop; CREATE TABLE shop.users (id INT PRIMARY KEY, v INT NOT NULL)");
     let values: Vec<String> = (1..=400).map(|i| format!("({i}, {})", i % 4)).collect();
-    db.exec(&format!(
-        "INSERT INTO shop.users VALUES {}",
-        values.join(",")
-    ));
+    insert_rows(&db, "shop.users", &values);
     let rx = Receiver::always(200);
     // No `backfill: initial`: nothing is backfilled until asked.
     let tasks = crate::harness::task("users", "users", &rx.url("/u"))
@@ -529,10 +506,7 @@ fn string_key_backfill_as_insert_events() {
         "CREATE DATABASE shop; CREATE TABLE shop.codes (code VARCHAR(20) PRIMARY KEY, v INT NOT NULL)",
     );
     let values: Vec<String> = (0..300).map(|i| format!("('c{i:04}', {i})")).collect();
-    db.exec(&format!(
-        "INSERT INTO shop.codes VALUES {}",
-        values.join(",")
-    ));
+    insert_rows(&db, "shop.codes", &values);
     let rx = Receiver::always(200);
     let tasks = backfill_task("codes", "codes", &rx.url("/c"), 16) + "    backfill_event: insert\n";
     let setup = Setup::new(&db, "shop", &tasks, "");

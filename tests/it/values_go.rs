@@ -351,12 +351,7 @@ fn check_prints_the_value_mode_of_each_task() {
     tasks.push_str("    values: go\n");
     tasks.push_str(&task("new_receiver", "t", &rx.url("/b")));
     let setup = Setup::new(&db, "g", &tasks, "");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pikachu"))
-        .args(["check", "-config"])
-        .arg(setup.config_path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = setup.check();
     assert!(
         stdout.lines().any(|l| l.starts_with("OK")
             && l.contains("values: go")

@@ -467,6 +467,12 @@ impl Setup {
         self.dir.path().join("config.yaml")
     }
 
+    /// What `pikachu check` prints for this setup.
+    pub fn check(&self) -> String {
+        let config = self.config_path();
+        run_binary(&["check", "-config", &config.to_string_lossy()], &[]).1
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
