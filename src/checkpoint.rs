@@ -425,6 +425,11 @@ impl Tracker {
         true
     }
 
+    /// Whether any task has a backfill in the checkpoint.
+    pub fn any_backfill(&self) -> bool {
+        !self.state.lock().safe.backfills.is_empty()
+    }
+
     /// A task's backfill as far as the safe point: what a restart would go on from.
     pub fn backfill(&self, task_id: &str) -> Option<BackfillProgress> {
         self.state.lock().safe.backfills.get(task_id).cloned()

@@ -170,6 +170,13 @@ impl BackfillStats {
         self.tasks.get(task)
     }
 
+    /// Whether a backfill of task `task` was started.
+    pub fn started(&self, task: usize) -> bool {
+        self.tasks
+            .get(task)
+            .is_some_and(|c| c.started.load(Relaxed))
+    }
+
     /// Task `task`'s backfill, once one was started.
     pub fn data(&self, task: usize, task_id: &str) -> Option<BackfillData> {
         let c = self.tasks.get(task)?;

@@ -38,10 +38,10 @@ pub fn submit(data_dir: &Path, request: &Request) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-/// The requests waiting, oldest first; each is removed as it is taken. A file that is
-/// not a request is removed with a warning.
-pub fn take(data_dir: &Path) -> Vec<Request> {
-    let Ok(entries) = std::fs::read_dir(requests_dir(data_dir)) else {
+/// The requests waiting in `dir` (`requests_dir`), oldest first; each is removed as it
+/// is taken. A file that is not a request is removed with a warning.
+pub fn take(dir: &Path) -> Vec<Request> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut paths: Vec<PathBuf> = entries

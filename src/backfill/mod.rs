@@ -706,23 +706,33 @@ impl Controller {
         serde_json::json!({ "backfills": tasks })
     }
 
+    fn any_backfill(&self) -> bool {
+        self.resume.tracker.any_backfill()
+            || (0..self.config.tasks.len()).any(|i| self.resume.stats.started(i))
+    }
+
     /// Polls for requests until shutdown, and keeps the status file current.
     pub fn serve(self: Arc<Self>) {
-        let data_dir = self.config.data_dir.clone();
+        let requests = control::requests_dir(&self.config.data_dir);
+        let status_path = control::status_path(&self.config.data_dir);
         let spawned = std::thread::Builder::new()
             .name("backfill-control".into())
             .spawn(move || {
                 let mut last = serde_json::Value::Null;
                 loop {
-                    for r in control::take(&data_dir) {
+                    for r in control::take(&requests) {
                         self.handle(r);
                     }
-                    let now = self.status();
+                    // Idle (no backfill ever): nothing to build, so the thread stays
+                    // without a heap of its own.
+                    let now = if self.any_backfill() {
+                        self.status()
+                    } else {
+                        serde_json::Value::Null
+                    };
                     if now != last {
                         let text = serde_json::to_vec_pretty(&now).unwrap_or_default();
-                        if let Err((path, e)) =
-                            crate::fsutil::replace_file(&control::status_path(&data_dir), &text)
-                        {
+                        if let Err((path, e)) = crate::fsutil::replace_file(&status_path, &text) {
                             log::warn!("cannot write {}: {e}", path.display());
                         }
                         last = now;
