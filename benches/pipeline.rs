@@ -602,6 +602,7 @@ impl Pipeline {
             pos: 4,
             gtid: None,
             server_id: None,
+            gtid_set: None,
             backfills: Default::default(),
         }));
         let abort = Arc::new(Signal::new());
@@ -707,6 +708,7 @@ fn tracker_run(iters: u64, workers: u64, chunk: usize) -> Duration {
         pos: 4,
         gtid: None,
         server_id: None,
+        gtid_set: None,
         backfills: Default::default(),
     }));
     let start = Instant::now();
@@ -718,6 +720,7 @@ fn tracker_run(iters: u64, workers: u64, chunk: usize) -> Duration {
                 pos: 4 + i,
                 gtid: None,
                 server_id: None,
+                gtid_set: None,
                 backfills: Default::default(),
             });
         }

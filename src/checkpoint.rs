@@ -36,6 +36,11 @@ pub struct Checkpoint {
     /// server they mean nothing, and pikachu goes on by GTID instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_id: Option<u32>,
+    /// MySQL: every transaction executed up to here (`GtidSet` text), when known (read
+    /// from the server at a `latest` start, or from a binlog file's PREVIOUS_GTIDS): with
+    /// it pikachu goes on on another server by GTID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid_set: Option<String>,
     /// Per task, how far its backfill is: saved with the position, so that the rows a
     /// backfill handed over count as delivered exactly when the position says so, and
     /// so that a standby of a group goes on with the active's backfills.
@@ -77,6 +82,140 @@ pub enum KeyValue {
 impl Checkpoint {
     pub fn position(&self) -> BinlogPosition {
         BinlogPosition::new(self.file.clone(), self.pos)
+    }
+}
+
+/// A MySQL GTID set, as `@@gtid_executed` writes it (`uuid:1-5:7,uuid2:1-3`, with MySQL
+/// 8.4 tags `uuid:1-5:tag:1-3`): per source uuid and tag, the transaction numbers
+/// executed, as merged closed intervals. With it, another server of the topology knows
+/// which transactions pikachu has already read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GtidSet(BTreeMap<(String, String), Vec<(u64, u64)>>);
+
+impl GtidSet {
+    /// `None` for text that is not a MySQL GTID set (a MariaDB state, garbage).
+    pub fn parse(text: &str) -> Option<GtidSet> {
+        let mut set = GtidSet::default();
+        for group in text.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            let mut parts = group.split(':');
+            let uuid = parts.next()?.trim().to_ascii_lowercase();
+            let hex = uuid.chars().filter(char::is_ascii_hexdigit).count();
+            if uuid.len() != 36 || hex != 32 || uuid.chars().filter(|c| *c == '-').count() != 4 {
+                return None;
+            }
+            let mut tag = String::new();
+            let mut intervals = 0;
+            for part in parts {
+                if part.starts_with(|c: char| c.is_ascii_digit()) {
+                    let (a, b) = part.split_once('-').unwrap_or((part, part));
+                    let (a, b) = (a.parse::<u64>().ok()?, b.parse::<u64>().ok()?);
+                    if a == 0 || b < a {
+                        return None;
+                    }
+                    set.add_range(&uuid, &tag, a, b);
+                    intervals += 1;
+                } else if part.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                {
+                    tag = part.to_owned();
+                } else {
+                    return None;
+                }
+            }
+            if intervals == 0 {
+                return None;
+            }
+        }
+        Some(set)
+    }
+
+    /// Transaction `gno` of source `uuid` (`tag` empty when untagged) was executed.
+    pub fn add(&mut self, uuid: &str, tag: &str, gno: u64) {
+        self.add_range(uuid, tag, gno, gno);
+    }
+
+    /// Transactions `first..=last` of `uuid`/`tag` were executed.
+    pub fn add_range(&mut self, uuid: &str, tag: &str, first: u64, last: u64) {
+        let ranges = self
+            .0
+            .entry((uuid.to_ascii_lowercase(), tag.to_owned()))
+            .or_default();
+        // The usual case: the next number of the last interval.
+        if let Some(end) = ranges
+            .last_mut()
+            .filter(|r| r.0 <= first && first <= r.1 + 1)
+        {
+            end.1 = end.1.max(last);
+            return;
+        }
+        ranges.push((first, last));
+        ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for &(a, b) in ranges.iter() {
+            match merged.last_mut() {
+                Some(m) if a <= m.1.saturating_add(1) => m.1 = m.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        *ranges = merged;
+    }
+
+    /// Every transaction of `other` is in this set too.
+    pub fn union(&mut self, other: &GtidSet) {
+        for ((uuid, tag), ranges) in &other.0 {
+            for &(a, b) in ranges {
+                self.add_range(uuid, tag, a, b);
+            }
+        }
+    }
+
+    /// One `uuid[:tag]:a-b:…` per source and tag, as a GTID dump request names them.
+    pub fn sids(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.iter().map(|((uuid, tag), ranges)| {
+            let mut text = uuid.clone();
+            if !tag.is_empty() {
+                text.push(':');
+                text.push_str(tag);
+            }
+            write_ranges(&mut text, ranges);
+            text
+        })
+    }
+}
+
+fn write_ranges(out: &mut String, ranges: &[(u64, u64)]) {
+    use std::fmt::Write as _;
+    for &(a, b) in ranges {
+        let _ = if a == b {
+            write!(out, ":{a}")
+        } else {
+            write!(out, ":{a}-{b}")
+        };
+    }
+}
+
+/// MySQL's form: a group per uuid, its untagged intervals first, then each tag's.
+impl std::fmt::Display for GtidSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut last_uuid: Option<&str> = None;
+        let mut text = String::new();
+        for ((uuid, tag), ranges) in &self.0 {
+            if last_uuid != Some(uuid.as_str()) {
+                if last_uuid.is_some() {
+                    text.push(',');
+                }
+                text.push_str(uuid);
+                last_uuid = Some(uuid);
+            }
+            if !tag.is_empty() {
+                text.push(':');
+                text.push_str(tag);
+            }
+            write_ranges(&mut text, ranges);
+        }
+        f.write_str(&text)
     }
 }
 
@@ -149,6 +288,8 @@ struct CheckpointFile<'a> {
     gtid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     server_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gtid_set: Option<&'a str>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     backfills: &'a BTreeMap<String, BackfillProgress>,
     saved_at: String,
@@ -215,6 +356,7 @@ pub fn save(data_dir: &Path, cp: &Checkpoint) -> Result<(), CheckpointError> {
         pos: cp.pos,
         gtid: cp.gtid.as_deref(),
         server_id: cp.server_id,
+        gtid_set: cp.gtid_set.as_deref(),
         backfills: &cp.backfills,
         saved_at: rfc3339_utc(unix_now()),
     };
@@ -546,7 +688,50 @@ mod tests {
             pos,
             gtid: None,
             server_id: None,
+            gtid_set: None,
             backfills: Default::default(),
+        }
+    }
+
+    #[test]
+    fn mysql_gtid_sets_parse_grow_and_print_as_mysql_does() {
+        let a = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let b = "55778904-0299-11f1-b1b8-4ef0c4956feb";
+        let mut set =
+            GtidSet::parse(&format!("{}:1-5:7,\n{b}:1-13:mytag:1-2", a.to_uppercase())).unwrap();
+        assert_eq!(set.to_string(), format!("{a}:1-5:7,{b}:1-13:mytag:1-2"));
+        set.add(a, "", 6);
+        set.add(b, "mytag", 3);
+        set.add(b, "other", 1);
+        assert_eq!(
+            set.to_string(),
+            format!("{a}:1-7,{b}:1-13:mytag:1-3:other:1")
+        );
+        assert_eq!(
+            set.sids().collect::<Vec<_>>(),
+            [
+                format!("{a}:1-7"),
+                format!("{b}:1-13"),
+                format!("{b}:mytag:1-3"),
+                format!("{b}:other:1")
+            ]
+        );
+        let mut other = GtidSet::parse(&format!("{a}:9-10:8")).unwrap();
+        other.union(&set);
+        assert_eq!(
+            other.to_string(),
+            format!("{a}:1-10,{b}:1-13:mytag:1-3:other:1")
+        );
+        assert_eq!(GtidSet::parse(""), Some(GtidSet::default()));
+        for not_one in [
+            "0-1-42",
+            "x:1",
+            a,
+            &format!("{a}:0"),
+            &format!("{a}:5-3"),
+            &format!("{a}:Tag:1"),
+        ] {
+            assert_eq!(GtidSet::parse(not_one), None, "{not_one}");
         }
     }
 
@@ -784,6 +969,7 @@ mod tests {
             pos: 18825,
             gtid: Some("0-1-1077".into()),
             server_id: None,
+            gtid_set: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:mytag:1-2".into()),
             backfills: [(
                 "users".to_owned(),
                 BackfillProgress {

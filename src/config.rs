@@ -201,6 +201,8 @@ pub enum StartFrom {
     },
     /// A MariaDB GTID state (`0-1-42,1-2-7`): after those transactions.
     Gtid(String),
+    /// A MySQL GTID set (`uuid:1-42`): the first transaction not in it, wherever it is.
+    GtidSet(String),
 }
 
 /// How a task's webhook writes column values and `primary_id` (`values:`).
@@ -2542,8 +2544,9 @@ impl<'a> Conv<'a> {
 
     fn start_from(&mut self, raw: &StartFromRaw) -> StartFrom {
         const EXPECTED: &str = "expected latest, earliest, {file: mysql-bin.000003, pos: 4} \
-                                (file:pos in the environment) or a MariaDB GTID state such as \
-                                0-1-42";
+                                (file:pos in the environment), a MariaDB GTID state such as \
+                                0-1-42, or a MySQL GTID set such as \
+                                3e11fa47-71ca-11e1-9e33-c80aa9429562:1-42";
         const KEY: &str = "start_from";
         match raw {
             StartFromRaw::Absent | StartFromRaw::Bad => StartFrom::Latest,
@@ -2556,6 +2559,9 @@ impl<'a> Conv<'a> {
                 }
                 if crate::checkpoint::parse_mariadb_gtid_state(s).is_some() {
                     return StartFrom::Gtid(s.replace(' ', ""));
+                }
+                if let Some(set) = crate::checkpoint::GtidSet::parse(s) {
+                    return StartFrom::GtidSet(set.to_string());
                 }
                 match s.rsplit_once(':') {
                     Some((file, pos)) if !file.is_empty() => match pos.parse::<u64>() {
@@ -4159,6 +4165,10 @@ monitor:
         for (yaml, expected) in [
             ("start_from: 0-1-42\n", StartFrom::Gtid("0-1-42".into())),
             (
+                "start_from: \"3E11FA47-71CA-11E1-9E33-C80AA9429562:1-42:44\"\n",
+                StartFrom::GtidSet("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-42:44".into()),
+            ),
+            (
                 "start_from: \"0-1-42, 1-2-7\"\n",
                 StartFrom::Gtid("0-1-42,1-2-7".into()),
             ),
@@ -4203,7 +4213,7 @@ monitor:
     fn bad_start_from() {
         let base = format!("{DB}{ONE_TASK}");
         let m = messages(load_str(&format!("{base}start_from: newest\n")));
-        assert_has(&m, "config.yaml: start_from: \"newest\" is not a start position; expected latest, earliest, {file: mysql-bin.000003, pos: 4} (file:pos in the environment) or a MariaDB GTID state such as 0-1-42");
+        assert_has(&m, "config.yaml: start_from: \"newest\" is not a start position; expected latest, earliest, {file: mysql-bin.000003, pos: 4} (file:pos in the environment), a MariaDB GTID state such as 0-1-42, or a MySQL GTID set such as 3e11fa47-71ca-11e1-9e33-c80aa9429562:1-42");
         let m = messages(load_str(&format!("{base}start_from: 0-1-x\n")));
         assert_has(
             &m,

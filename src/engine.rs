@@ -72,6 +72,7 @@ fn describe_start(s: &StartFrom) -> String {
         StartFrom::Earliest => "earliest".to_owned(),
         StartFrom::Position { file, pos } => format!("{file}:{pos}"),
         StartFrom::Gtid(state) => format!("GTID state {state}"),
+        StartFrom::GtidSet(set) => format!("GTID set {set}"),
     }
 }
 
@@ -659,13 +660,20 @@ pub fn replay_binlog(cfg: Config, mut plan: FilePlan) -> Result<(), EngineError>
         .from
         .clone()
         .unwrap_or_else(|| BinlogPosition::new(first, 4));
+    // The saved GTID set describes the saved position only.
+    let set_here = saved
+        .as_ref()
+        .filter(|c| c.position() == from)
+        .and_then(|c| c.gtid_set.clone());
     let start = Checkpoint {
         file: from.file.clone(),
         pos: from.pos,
-        gtid: saved.and_then(|c| c.gtid),
+        gtid: saved.as_ref().and_then(|c| c.gtid.clone()),
         // The files' server is not known: taken as the one the daemon reads later.
         server_id: None,
-        backfills: Default::default(),
+        gtid_set: set_here,
+        // Kept for the daemon: a replay runs no backfill.
+        backfills: saved.map(|c| c.backfills).unwrap_or_default(),
     };
     log::info!(
         "replaying {} binlog file(s) from {}:{}{}",

@@ -287,9 +287,17 @@ impl MysqlStore {
 /// The checkpoint table's columns.
 const CHECKPOINT_COLUMNS: &str = "name VARCHAR(64) NOT NULL PRIMARY KEY, \
      file VARCHAR(255) NOT NULL, pos BIGINT UNSIGNED NOT NULL, gtid TEXT NULL, \
-     server_id INT UNSIGNED NULL, backfills TEXT NULL, saved_at TIMESTAMP(6) NOT NULL";
+     server_id INT UNSIGNED NULL, gtid_set TEXT NULL, backfills TEXT NULL, \
+     saved_at TIMESTAMP(6) NOT NULL";
 
-type Row = (String, u64, Option<String>, Option<u32>, Option<String>);
+type Row = (
+    String,
+    u64,
+    Option<String>,
+    Option<u32>,
+    Option<String>,
+    Option<String>,
+);
 
 /// The key of a group's row: the group, or `default` without one.
 pub fn checkpoint_key(group: Option<&str>) -> &str {
@@ -306,23 +314,25 @@ pub fn read_checkpoint(
 ) -> mysql::Result<Option<Checkpoint>> {
     let row: Option<Row> = conn.exec_first(
         format!(
-            "SELECT file, pos, gtid, server_id, backfills FROM `{schema}`.`{table}` WHERE name = ?"
+            "SELECT file, pos, gtid, server_id, gtid_set, backfills FROM `{schema}`.`{table}` \
+             WHERE name = ?"
         ),
         (key,),
     )?;
-    Ok(
-        row.map(|(file, pos, gtid, server_id, backfills)| Checkpoint {
+    Ok(row.map(
+        |(file, pos, gtid, server_id, gtid_set, backfills)| Checkpoint {
             file,
             pos,
             gtid,
             server_id,
+            gtid_set,
             // Written by pikachu as JSON; unreadable (edited by hand) means no backfill to
             // go on with, which at worst sends rows again.
             backfills: backfills
                 .and_then(|text| serde_json::from_str(&text).ok())
                 .unwrap_or_default(),
-        }),
-    )
+        },
+    ))
 }
 
 impl Store for MysqlStore {
@@ -337,11 +347,11 @@ impl Store for MysqlStore {
         self.with_conn(|conn, _| {
             conn.exec_drop(
                 format!(
-                    "INSERT INTO {} (name, file, pos, gtid, server_id, backfills, saved_at) \
-                     VALUES (?, ?, ?, ?, ?, ?, NOW(6)) ON DUPLICATE KEY UPDATE file = \
-                     VALUES(file), pos = VALUES(pos), gtid = VALUES(gtid), server_id = \
-                     VALUES(server_id), backfills = VALUES(backfills), saved_at = \
-                     VALUES(saved_at)",
+                    "INSERT INTO {} (name, file, pos, gtid, server_id, gtid_set, backfills, \
+                     saved_at) VALUES (?, ?, ?, ?, ?, ?, ?, NOW(6)) ON DUPLICATE KEY UPDATE \
+                     file = VALUES(file), pos = VALUES(pos), gtid = VALUES(gtid), server_id = \
+                     VALUES(server_id), gtid_set = VALUES(gtid_set), backfills = \
+                     VALUES(backfills), saved_at = VALUES(saved_at)",
                     self.table
                 ),
                 (
@@ -350,6 +360,7 @@ impl Store for MysqlStore {
                     cp.pos,
                     &cp.gtid,
                     cp.server_id,
+                    &cp.gtid_set,
                     (!cp.backfills.is_empty())
                         .then(|| serde_json::to_string(&cp.backfills).unwrap_or_default()),
                 ),

@@ -363,6 +363,7 @@ impl Pipeline {
             pos: 4,
             gtid: None,
             server_id: None,
+            gtid_set: None,
             backfills: Default::default(),
         }));
         let abort = Arc::new(Signal::new());
@@ -1105,6 +1106,7 @@ fn abort_ends_a_retry_for_ever_at_once_and_leaves_events_unacknowledged() {
         pos: 999,
         gtid: None,
         server_id: None,
+        gtid_set: None,
         backfills: Default::default(),
     });
 

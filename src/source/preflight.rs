@@ -149,6 +149,13 @@ pub fn binary_logs(conn: &mut mysql::Conn) -> Result<Vec<(String, u64)>, Preflig
 /// The server's current write position (`SHOW MASTER STATUS`, or MySQL 8.4's
 /// `SHOW BINARY LOG STATUS`).
 pub fn current_position(conn: &mut mysql::Conn) -> Result<BinlogPosition, PreflightError> {
+    master_status(conn).map(|(at, _)| at)
+}
+
+/// The current position and, on MySQL, the GTID set executed up to it, read together.
+fn master_status(
+    conn: &mut mysql::Conn,
+) -> Result<(BinlogPosition, Option<String>), PreflightError> {
     let row: Option<mysql::Row> = match conn.query_first("SHOW BINARY LOG STATUS") {
         Ok(r) => r,
         Err(_) => conn
@@ -160,8 +167,10 @@ pub fn current_position(conn: &mut mysql::Conn) -> Result<BinlogPosition, Prefli
     })?;
     let file: Option<String> = row.get(0);
     let pos: Option<u64> = row.get(1);
+    // MySQL's Executed_Gtid_Set; MariaDB has four columns.
+    let executed: Option<String> = row.get_opt(4).and_then(Result::ok);
     match (file, pos) {
-        (Some(f), Some(p)) => Ok(BinlogPosition::new(f, p)),
+        (Some(f), Some(p)) => Ok((BinlogPosition::new(f, p), executed)),
         _ => Err(PreflightError::Setting(
             "SHOW MASTER STATUS returned no position".into(),
         )),
@@ -204,39 +213,47 @@ pub fn resolve_start(
             return Ok(cp.clone());
         }
         if let Some(was) = cp.server_id.filter(|was| *was != server_id) {
-            let has_state = cp
+            let state = cp
                 .gtid
                 .as_deref()
-                .and_then(crate::checkpoint::parse_mariadb_gtid_state)
-                .is_some();
-            if !has_state {
-                return Err(PreflightError::PositionGone(format!(
-                    "the checkpoint {}:{} is a position in the binlog of server_id {was}, and \
-                     this server is server_id {server_id}; without a MariaDB GTID state in the \
-                     checkpoint pikachu cannot tell where to go on here (it follows a failover \
-                     by GTID on MariaDB only); to start over on this server, move the \
-                     checkpoint file away and choose start_from",
-                    cp.file, cp.pos
-                )));
-            }
+                .filter(|g| crate::checkpoint::parse_mariadb_gtid_state(g).is_some());
+            let set = cp
+                .gtid_set
+                .as_deref()
+                .filter(|s| crate::checkpoint::GtidSet::parse(s).is_some());
+            let after = match (state, set) {
+                (Some(state), _) => format!("GTID state {state}"),
+                (None, Some(set)) => format!("GTID set {set}"),
+                (None, None) => {
+                    return Err(PreflightError::PositionGone(format!(
+                        "the checkpoint {}:{} is a position in the binlog of server_id {was}, \
+                         and this server is server_id {server_id}; the checkpoint has neither \
+                         a MariaDB GTID state nor a MySQL GTID set, so pikachu cannot tell \
+                         where to go on here; to start over on this server, move the \
+                         checkpoint file away and choose start_from",
+                        cp.file, cp.pos
+                    )))
+                }
+            };
             log::warn!(
                 "the checkpoint {}:{} is a position in the binlog of server_id {was}, and this \
-                 server is server_id {server_id} (a failover?): going on after GTID state {}",
+                 server is server_id {server_id} (a failover?): going on after {after}",
                 cp.file,
                 cp.pos,
-                cp.gtid.as_deref().unwrap_or_default()
             );
             return Ok(Checkpoint {
                 file: String::new(),
                 pos: 4,
                 gtid: cp.gtid.clone(),
                 server_id: Some(server_id),
+                gtid_set: cp.gtid_set.clone(),
                 backfills: Default::default(),
             });
         }
         check(&cp.file, cp.pos, "the checkpoint")?;
         return Ok(Checkpoint {
             server_id: Some(server_id),
+            gtid_set: None,
             backfills: Default::default(),
             ..cp.clone()
         });
@@ -246,12 +263,19 @@ pub fn resolve_start(
         pos,
         gtid: None,
         server_id: Some(server_id),
+        gtid_set: None,
         backfills: Default::default(),
     };
     match start_from {
         StartFrom::Latest => {
-            let p = current_position(conn)?;
-            Ok(here(p.file, p.pos))
+            let (p, executed) = master_status(conn)?;
+            Ok(Checkpoint {
+                // Empty with gtid_mode OFF: no set to go on from.
+                gtid_set: executed.filter(|s| {
+                    !s.trim().is_empty() && crate::checkpoint::GtidSet::parse(s).is_some()
+                }),
+                ..here(p.file, p.pos)
+            })
         }
         StartFrom::Earliest => match logs.first() {
             Some((f, _)) => Ok(here(f.clone(), 4)),
@@ -268,6 +292,15 @@ pub fn resolve_start(
             pos: 4,
             gtid: Some(state.clone()),
             server_id: Some(server_id),
+            gtid_set: None,
+            backfills: Default::default(),
+        }),
+        StartFrom::GtidSet(set) => Ok(Checkpoint {
+            file: String::new(),
+            pos: 4,
+            gtid: None,
+            server_id: Some(server_id),
+            gtid_set: Some(set.clone()),
             backfills: Default::default(),
         }),
     }

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use mysql::binlog::events::{Event, EventData, RowsEventData};
 use mysql::prelude::Queryable;
 use mysql::BinlogRequest;
+use mysql_common::packets::Sid;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{parse_mariadb_gtid_state, Checkpoint, GtidSet};
 use crate::clock::{rfc3339_utc, unix_now};
 use crate::config::{Config, ValueMode};
 use crate::deadletter::{DeadLetter, DeadLetters};
@@ -103,6 +104,14 @@ pub struct Reader {
     gtid_domains: std::collections::BTreeMap<u32, (u32, u64)>,
     /// The MariaDB GTID of the transaction being read, until its commit.
     txn_domain_gtid: Option<(u32, u32, u64)>,
+    /// MySQL: every transaction executed up to `resume`, when known (from the
+    /// checkpoint, a `latest` start, or a binlog file's PREVIOUS_GTIDS).
+    gtid_set: Option<GtidSet>,
+    /// The MySQL GTID of the transaction being read (uuid, tag, number), until its commit.
+    txn_mysql_gtid: Option<(String, String, u64)>,
+    /// Set: the next session asks a MySQL server for the transactions not in this set
+    /// (COM_BINLOG_DUMP_GTID) instead of `resume`'s file and position.
+    by_gtid_set: Option<GtidSet>,
     /// `@@server_id` of the server `resume` is a position of.
     server_id: Option<u32>,
     /// Set: the next session starts after this MariaDB GTID state instead of at
@@ -171,10 +180,20 @@ impl Reader {
             )
             .unwrap_or_default(),
             txn_domain_gtid: None,
+            gtid_set: start.gtid_set.as_deref().and_then(GtidSet::parse),
+            txn_mysql_gtid: None,
+            by_gtid_set: start
+                .gtid_set
+                .as_deref()
+                .filter(|_| start.file.is_empty())
+                .and_then(GtidSet::parse),
             server_id: start.server_id,
             // An empty file is a start by GTID (`start_from` a GTID state, or a
             // checkpoint saved before the first transaction read that way).
-            by_gtid: start.file.is_empty().then(|| start.gtid.clone()).flatten(),
+            by_gtid: start
+                .gtid
+                .clone()
+                .filter(|g| start.file.is_empty() && parse_mariadb_gtid_state(g).is_some()),
             resume: start,
             config,
             stats,
@@ -540,16 +559,26 @@ impl Reader {
             Some(_) => (Vec::new(), 4),
             None => (self.resume.file.as_bytes().to_vec(), self.resume.pos),
         };
-        let request = BinlogRequest::new(self.config.database.server_id)
+        let mut request = BinlogRequest::new(self.config.database.server_id)
             .with_filename(file)
             .with_pos(pos);
+        if let Some(set) = &self.by_gtid_set {
+            // MySQL: from the first transaction this set does not hold, wherever it is.
+            let sids: Vec<Sid<'static>> = set.sids().filter_map(|s| s.parse().ok()).collect();
+            request = BinlogRequest::new(self.config.database.server_id)
+                .with_use_gtid(true)
+                .with_filename(Vec::new())
+                .with_pos(4u64)
+                .with_sids(sids);
+        }
         let stream = match conn.get_binlog_stream(request) {
             Ok(s) => s,
             Err(e) => return self.classify(e),
         };
-        match &self.by_gtid {
-            Some(state) => log::info!("reading the binlog after GTID state {state}"),
-            None => log::info!("reading the binlog from {}", self.resume_position()),
+        match (&self.by_gtid, &self.by_gtid_set) {
+            (Some(state), _) => log::info!("reading the binlog after GTID state {state}"),
+            (_, Some(set)) => log::info!("reading the binlog after GTID set {set}"),
+            _ => log::info!("reading the binlog from {}", self.resume_position()),
         }
         self.stats.connected();
         let handoff = self.handoff.clone();
@@ -737,7 +766,34 @@ impl Reader {
                 self.flush_stats();
                 self.stats.set_lag(0.0);
             }
+            EventData::PreviousGtidsEvent(prev) => {
+                // A file's start: every transaction before this file.
+                let mut before = GtidSet::default();
+                for sid in prev.sids() {
+                    let tag = sid.tag().map(|t| t.as_str().to_owned()).unwrap_or_default();
+                    for interval in sid.intervals() {
+                        if interval.end() > interval.start() {
+                            before.add_range(
+                                &uuid(&sid.uuid()),
+                                &tag,
+                                interval.start(),
+                                interval.end() - 1,
+                            );
+                        }
+                    }
+                }
+                match &mut self.gtid_set {
+                    Some(set) => set.union(&before),
+                    None => self.gtid_set = Some(before),
+                }
+                self.pos = end_pos;
+            }
             EventData::GtidEvent(g) => {
+                self.txn_mysql_gtid = Some((
+                    uuid(&g.sid()),
+                    g.tag().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+                    g.gno(),
+                ));
                 // MySQL 8.4+ tagged GTIDs are `uuid:tag:n`, as MySQL writes them.
                 self.txn_gtid = Some(
                     match g.tag() {
@@ -992,6 +1048,13 @@ impl Reader {
             pos,
             gtid: self.mariadb_gtid_state().or_else(|| self.last_gtid.clone()),
             server_id: self.server_id,
+            // An empty set (gtid_mode OFF writes anonymous GTIDs only) is no set: going on
+            // from it would ask another server for its whole history.
+            gtid_set: self
+                .gtid_set
+                .as_ref()
+                .map(GtidSet::to_string)
+                .filter(|s| !s.is_empty()),
             backfills: Default::default(),
         }
     }
@@ -1016,13 +1079,24 @@ impl Reader {
             self.server_id = Some(now);
             return Ok(());
         };
-        if self.by_gtid.is_none() {
+        if self.by_gtid.is_none() && self.by_gtid_set.is_none() {
             let Some(state) = self.mariadb_gtid_state() else {
+                if let Some(set) = &self.gtid_set {
+                    log::warn!(
+                        "the server is now server_id {now}, but {} is a position in the binlog \
+                         of server_id {was} (a failover?): going on after GTID set {set}",
+                        self.resume_position()
+                    );
+                    self.by_gtid_set = Some(set.clone());
+                    self.server_id = Some(now);
+                    return Ok(());
+                }
                 return Err(ReaderError::PositionGone(format!(
                     "the server is server_id {now}, but the position {} is in the binlog of \
-                     server_id {was}, and no MariaDB GTID state is known to go on from (pikachu \
-                     follows a failover by GTID on MariaDB only); to start over on this \
-                     server, move the checkpoint file away and choose start_from",
+                     server_id {was}, and neither a MariaDB GTID state nor a MySQL GTID set is \
+                     known to go on from (a MySQL set is known after a `latest` start or once \
+                     a binlog file was read from its start); to start over on this server, \
+                     move the checkpoint file away and choose start_from",
                     self.resume_position()
                 ))
                 .into());
@@ -1054,8 +1128,14 @@ impl Reader {
         if let Some((domain, server, seq)) = self.txn_domain_gtid.take() {
             self.gtid_domains.insert(domain, (server, seq));
         }
+        if let Some((uuid, tag, gno)) = self.txn_mysql_gtid.take() {
+            if let Some(set) = &mut self.gtid_set {
+                set.add(&uuid, &tag, gno);
+            }
+        }
         self.resume = self.boundary(end_pos);
         self.by_gtid = None;
+        self.by_gtid_set = None;
         self.queued_in_txn = None;
         sink.commit(self.resume.clone());
         let lag = if timestamp > 0 {
@@ -1590,6 +1670,7 @@ mod tests {
             pos: 4,
             gtid: None,
             server_id: None,
+            gtid_set: None,
             backfills: Default::default(),
         };
         let reader = Reader::new(
@@ -1600,6 +1681,36 @@ mod tests {
             start,
         );
         Setup { reader, stats, dir }
+    }
+
+    /// On another MySQL server (a failover), the reader goes on after the GTID set it
+    /// keeps, with COM_BINLOG_DUMP_GTID; without one it stops and says what is missing.
+    #[test]
+    fn a_mysql_failover_goes_on_after_the_gtid_set_or_says_why_not() {
+        let mut s = setup("gtid-set");
+        s.reader.server_id = Some(1);
+        let Err(SessionEnd::Fatal(e)) = s.reader.follow_server(2) else {
+            panic!("no GTID set: expected a fatal error");
+        };
+        assert!(e.to_string().contains("nor a MySQL GTID set"), "{e}");
+        let set = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:mytag:1-2";
+        s.reader.server_id = Some(1);
+        s.reader.gtid_set = GtidSet::parse(set);
+        assert!(s.reader.follow_server(2).is_ok());
+        assert_eq!(
+            s.reader.by_gtid_set.as_ref().map(ToString::to_string),
+            Some(set.to_owned())
+        );
+        assert_eq!(s.reader.server_id, Some(2));
+        // The request names each source and tag with its intervals.
+        let sids: Vec<Sid<'static>> = s
+            .reader
+            .by_gtid_set
+            .iter()
+            .flat_map(GtidSet::sids)
+            .map(|t| t.parse().unwrap())
+            .collect();
+        assert_eq!(sids.len(), 2);
     }
 
     /// A MySQL compressed transaction through the reader's event handling into a

@@ -132,6 +132,15 @@ fn recorded_mysql_and_mariadb_binlogs_replay_as_the_live_reader_delivers() {
         out.contains("the columns of `test`.`orders` are named by position (@1, @2"),
         "{out}"
     );
+    // The file's PREVIOUS_GTIDS (1-13 and mytag:1-2 of its server) and its one tagged
+    // transaction make the GTID set the checkpoint keeps for a failover by GTID.
+    let checkpoint: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("data/checkpoint.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        checkpoint["gtid_set"], "55778904-0299-11f1-b1b8-4ef0c4956feb:1-13:mytag:1-3",
+        "{checkpoint}"
+    );
 
     // MySQL 8.0.32, a zstd-compressed transaction.
     let (code, out) = replay(
