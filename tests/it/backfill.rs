@@ -535,3 +535,58 @@ fn string_key_backfill_as_insert_events() {
     assert_eq!(first["event"], "insert", "{first}");
     assert_eq!(first["id"], "read:codes:c0000", "{first}");
 }
+
+/// Killed three times at different points of a backfill while a writer updates, deletes
+/// and inserts rows all the while: each run goes on from the checkpoint, and the
+/// receiver ends with the table.
+#[test]
+fn repeated_kill_9_under_concurrent_writes_ends_with_the_table() {
+    let db = MariaDb::start();
+    db.exec("CREATE DATABASE shop; CREATE TABLE shop.items (id INT PRIMARY KEY, v INT NOT NULL)");
+    let values: Vec<String> = (1..=6000).map(|i| format!("({i}, 0)")).collect();
+    insert_rows(&db, "shop.items", &values);
+    let rx = Receiver::always(200);
+    let tasks = backfill_task("items", "items", &rx.url("/i"), 100)
+        + "    backfill_rows_per_second: 2000\n";
+    let setup = Setup::new(&db, "shop", &tasks, "");
+
+    let running = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let running = running.clone();
+        let mut conn = db.conn();
+        std::thread::spawn(move || {
+            let mut n: i64 = 0;
+            while running.load(Ordering::SeqCst) {
+                n += 1;
+                let id = (n * 7919) % 6500 + 1;
+                let sql = match n % 3 {
+                    0 => format!("UPDATE shop.items SET v = v + 1 WHERE id = {id}"),
+                    1 => format!("DELETE FROM shop.items WHERE id = {id}"),
+                    _ => format!(
+                        "INSERT INTO shop.items VALUES ({id}, {n}) ON DUPLICATE KEY UPDATE v = {n}"
+                    ),
+                };
+                conn.query_drop(sql).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    for at_least in [1000, 2500, 4000] {
+        let mut p = Pikachu::spawn(&setup, &[]);
+        let reached = poll_until(WAIT, || {
+            progress(&setup)["items"]["rows"].as_u64().unwrap_or(0) >= at_least
+        });
+        assert!(reached, "no progress to {at_least}; log:\n{}", p.log());
+        p.kill9();
+    }
+    let p = Pikachu::spawn(&setup, &[]);
+    p.wait_for_log("backfill of `shop`.`items` read all", WAIT);
+    running.store(false, Ordering::SeqCst);
+    writer.join().unwrap();
+    let want = table_state(&db, "SELECT id, v FROM shop.items", &["id", "v"], &["id"]);
+    assert!(
+        poll_until(WAIT, || apply(&rx.events(), &["id"]) == want),
+        "receiver state differs from the table; log:\n{}",
+        setup.logs()
+    );
+}
