@@ -2783,8 +2783,22 @@ impl<'a> Conv<'a> {
             }
         };
         let values = self.get(&s.values);
+        let values = values.unwrap_or(default_values);
         let backfill_initial = match self.get(&s.backfill).as_deref() {
             None | Some("" | "none") => false,
+            // The Go tool had no backfill, and its value shapes come from go-mysql's
+            // decoding of the binlog: rows read with a SELECT would reach a receiver
+            // of the Go tool's shapes in other shapes.
+            Some("initial") if values == ValueMode::Go => {
+                self.invalid(
+                    &s.backfill.key,
+                    "a task with `values: go` cannot backfill (its receiver expects the Go \
+                     tool's value shapes, which only the binlog gives); move the task to \
+                     `values: default` first, or leave `backfill` unset"
+                        .into(),
+                );
+                false
+            }
             Some("initial") => true,
             Some(other) => {
                 self.invalid(
@@ -2829,7 +2843,7 @@ impl<'a> Conv<'a> {
             max_rate,
             max_in_flight,
             txn: self.get(&s.txn).unwrap_or(false),
-            values: values.unwrap_or(default_values),
+            values,
             backfill_initial,
             backfill_chunk_size,
             backfill_rows_per_second,
@@ -4207,6 +4221,36 @@ monitor:
                 pos: 4
             }
         );
+    }
+
+    #[test]
+    fn backfill_keys_and_their_refusals() {
+        let c = load_str(&format!(
+            "{DB}{ONE_TASK}    backfill: initial\n    backfill_chunk_size: 500\n    \
+             backfill_rows_per_second: 100\n    backfill_event: insert\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let t = &c.tasks[0];
+        assert!(t.backfill_initial && t.backfill_as_insert);
+        assert_eq!(
+            (t.backfill_chunk_size, t.backfill_rows_per_second),
+            (500, 100)
+        );
+        let m = messages(load_str(&format!(
+            "{DB}{ONE_TASK}    backfill: all\n    backfill_event: upsert\n"
+        )));
+        assert_has(
+            &m,
+            "\"all\" is not a backfill mode: use `initial` or `none`",
+        );
+        assert_has(
+            &m,
+            "\"upsert\" is not an event for backfilled rows: use `read` or `insert`",
+        );
+        let m = messages(load_str(&format!(
+            "{DB}values: go\n{ONE_TASK}    backfill: initial\n"
+        )));
+        assert_has(&m, "a task with `values: go` cannot backfill");
     }
 
     #[test]

@@ -518,6 +518,12 @@ fn convert(v: mysql::Value, c: &mysql::Column) -> Value {
             ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => {
                 Value::Text(format!("{y:04}-{mo:02}-{d:02}"))
             }
+            // The zero TIMESTAMP is no instant: written as the stream writes it.
+            ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2
+                if (y, mo, d, h, mi, s, us) == (0, 0, 0, 0, 0, 0, 0) =>
+            {
+                Value::Text(format!("0000-00-00 00:00:00{}", fraction(0, c.decimals())))
+            }
             ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
                 Value::Text(format!(
                     "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{}Z",
@@ -637,6 +643,15 @@ impl Controller {
                 }
                 _ => log::warn!("task {}: no backfill running to cancel", request.task),
             }
+            return;
+        }
+        if self.config.tasks[task].values == crate::config::ValueMode::Go {
+            log::error!(
+                "task {}: backfill refused: the task has `values: go`, and a backfill's rows \
+                 (read with a SELECT) cannot take the Go tool's value shapes; move the task \
+                 to `values: default` first",
+                request.task
+            );
             return;
         }
         if self.running(task) {
