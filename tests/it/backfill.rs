@@ -423,17 +423,8 @@ fn kill_9_during_a_backfill_resumes_after_the_last_delivered_chunk() {
     );
 }
 
-fn backfill_cmd(setup: &Setup, args: &[&str]) -> String {
-    let config = setup.config_path();
-    let mut all = vec!["backfill", "-config", config.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let (code, out, err) = crate::harness::run_binary(&all, &[]);
-    assert_eq!(code, 0, "pikachu {all:?}: {out}{err}");
-    out
-}
-
 fn status_of(setup: &Setup, task: &str) -> Value {
-    let out = backfill_cmd(setup, &["--status"]);
+    let out = setup.backfill(&["--status"]);
     let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     v["backfills"]
         .as_array()
@@ -458,7 +449,7 @@ fn on_demand_backfill_with_where_then_status_and_cancel() {
     let p = Pikachu::spawn(&setup, &[]);
 
     // A subset: only the 100 rows with v = 0.
-    let out = backfill_cmd(&setup, &["--task", "users", "--where", "v = 0"]);
+    let out = setup.backfill(&["--task", "users", "--where", "v = 0"]);
     assert!(
         out.contains("requested the backfill of task users"),
         "{out}"
@@ -485,13 +476,13 @@ fn on_demand_backfill_with_where_then_status_and_cancel() {
     );
 
     // The whole table at 100 rows/s: cancelled while it runs.
-    backfill_cmd(&setup, &["--task", "users"]);
+    setup.backfill(&["--task", "users"]);
     assert!(
         poll_until(WAIT, || status_of(&setup, "users")["status"] == "running"),
         "{}",
         p.log()
     );
-    let out = backfill_cmd(&setup, &["--task", "users", "--cancel"]);
+    let out = setup.backfill(&["--task", "users", "--cancel"]);
     assert!(out.contains("cancel"), "{out}");
     p.wait_for_log("backfill of `shop`.`users` cancelled", WAIT);
     assert!(poll_until(WAIT, || status_of(&setup, "users")["status"] == "cancelled"));

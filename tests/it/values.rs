@@ -461,19 +461,8 @@ fn backfilled_rows_are_encoded_exactly_as_streamed_inserts() {
     let _p = setup.start();
     insert_every_type(&db);
     let inserts = setup.settled_events(&rx, &db, 21);
-    let config = setup.config_path();
     for table in tables {
-        let (code, out, err) = crate::harness::run_binary(
-            &[
-                "backfill",
-                "-config",
-                config.to_str().unwrap(),
-                "--task",
-                table,
-            ],
-            &[],
-        );
-        assert_eq!(code, 0, "{out}{err}");
+        setup.backfill(&["--task", table]);
     }
     let all = rx.wait_for_events(42, std::time::Duration::from_secs(60));
     setup.assert_no_dead_letters();

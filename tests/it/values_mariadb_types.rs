@@ -140,3 +140,37 @@ fn inet6_inet4_and_uuid_also_without_names_in_the_binlog() {
     );
     check_values(&db);
 }
+
+/// A backfill (a SELECT instead of the binlog) writes these columns exactly as the
+/// stream does, a UUID primary key included (it is also what the backfill pages by).
+#[test]
+fn inet6_inet4_and_uuid_backfill_as_they_stream() {
+    let db = MariaDb::start();
+    db.exec(TABLES);
+    let rx = Receiver::always(200);
+    let setup = Setup::new(&db, "m", &tasks(&rx), "");
+    let _p = setup.start();
+    db.exec(&format!(
+        "INSERT INTO m.addr VALUES
+         (1, '2001:db8::1', '192.0.2.1', '{V1}', x'00112233445566778899aabbccddeeff', x'0a000001'),
+         (2, '::ffff:192.0.2.1', '0.0.0.0', '{V4}', NULL, NULL),
+         (3, NULL, NULL, NULL, NULL, NULL);
+         INSERT INTO m.keyed VALUES ('{V4}', 2), ('{V1}', 1)"
+    ));
+    let inserts = setup.settled_events(&rx, &db, 5);
+    for task in ["addr", "keyed"] {
+        setup.backfill(&["--task", task]);
+    }
+    let all = rx.wait_for_events(10, std::time::Duration::from_secs(60));
+    let reads: Vec<&Value> = all.iter().filter(|e| e["event"] == "read").collect();
+    assert_eq!(reads.len(), 5, "{reads:#?}");
+    for read in reads {
+        let same = inserts.iter().find(|e| {
+            e["event"] == "insert"
+                && e["table"] == read["table"]
+                && e["primary_id"] == read["primary_id"]
+        });
+        let insert = same.unwrap_or_else(|| panic!("no insert with the key of {read}"));
+        assert_eq!(read["data"], insert["data"], "{read}");
+    }
+}

@@ -467,6 +467,17 @@ impl Setup {
         self.dir.path().join("config.yaml")
     }
 
+    /// Runs `pikachu backfill -config <this config> <args>`; its output, after asserting
+    /// it succeeded.
+    pub fn backfill(&self, args: &[&str]) -> String {
+        let config = self.config_path();
+        let mut all = vec!["backfill", "-config", config.to_str().unwrap_or_default()];
+        all.extend_from_slice(args);
+        let (code, out, err) = run_binary(&all, &[]);
+        assert_eq!(code, 0, "pikachu {all:?}: {out}{err}");
+        out
+    }
+
     /// What `pikachu check` prints for this setup.
     pub fn check(&self) -> String {
         let config = self.config_path();
